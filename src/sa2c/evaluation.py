@@ -1,0 +1,106 @@
+"""Top-k evaluation over the full catalogue (SPEC.md, "Evaluation"), batched on tensors.
+
+Every event of an evaluated session is one prediction from its state (the first event too, with its empty history,
+unless `eval_empty_state` is off). The head's scores rank the whole catalogue (no filtering of seen items).
+Rank 1 is the top; ties are counted against the target (rank = number of items scoring >= the target), so a
+constant scorer gets no hits. For k in 5, 10, 20, separately for click and purchase events:
+
+- HR@k = hits / events;  NDCG@k = sum over hits of 1 / log2(rank + 1), divided by events;
+- off-policy NDCG@10 = sum over hits of (1 / log2(rank + 1)) / beta(a), divided by sum over all events of 1 / beta(a);
+- cumulative reward@k = sum of the rewards of hit events (all events together).
+
+An event type with no events in the split gives `None` ("not defined"), not 0.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+import torch
+
+from sa2c.config import KS
+
+Metrics = dict[str, dict[str, float | int | None]]
+
+
+def target_ranks(scores: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """1-based rank of each row's target among all items; ties count against the target; NaN scores rank last."""
+    target_scores = scores.gather(1, targets.unsqueeze(1))
+    ranks = (scores >= target_scores).sum(dim=1)
+    return torch.where(torch.isnan(target_scores.squeeze(1)), scores.size(1), ranks)
+
+
+class MetricAccumulator:
+    """Sums of hits, discounted gains and rewards per event type, on the device; `result()` divides."""
+
+    def __init__(self, device: torch.device, reward_click: float, reward_buy: float):
+        self.reward_click, self.reward_buy = reward_click, reward_buy
+        zeros = lambda: torch.zeros(2, len(KS), dtype=torch.float64, device=device)  # noqa: E731  [event type, k]
+        self.hits, self.gains, self.rewards = zeros(), zeros(), zeros()
+        self.off_gain = torch.zeros(2, dtype=torch.float64, device=device)
+        self.off_norm = torch.zeros(2, dtype=torch.float64, device=device)
+        self.counts = torch.zeros(2, dtype=torch.float64, device=device)
+
+    def add(self, ranks: torch.Tensor, is_buy: torch.Tensor, inv_beta: torch.Tensor) -> None:
+        event = is_buy.long()  # 0 = click, 1 = purchase
+        ranks = ranks.double()
+        gain = 1.0 / torch.log2(ranks + 1.0)
+        reward = torch.where(is_buy, self.reward_buy, self.reward_click).double()
+        ks = torch.tensor(KS, device=ranks.device, dtype=torch.float64)
+        hit = (ranks.unsqueeze(1) <= ks).double()  # [N, len(KS)]
+        self.hits.index_add_(0, event, hit)
+        self.gains.index_add_(0, event, hit * gain.unsqueeze(1))
+        self.rewards.index_add_(0, event, hit * reward.unsqueeze(1))
+        hit10 = hit[:, KS.index(10)]
+        inv_beta = inv_beta.double()
+        self.off_gain.index_add_(0, event, hit10 * gain * inv_beta)
+        self.off_norm.index_add_(0, event, inv_beta)
+        self.counts.index_add_(0, event, torch.ones_like(gain))
+
+    def result(self) -> Metrics:
+        hits, gains, rewards = self.hits.cpu().numpy(), self.gains.cpu().numpy(), self.rewards.cpu().numpy()
+        off_gain, off_norm, counts = self.off_gain.cpu().numpy(), self.off_norm.cpu().numpy(), self.counts.cpu().numpy()
+        out: Metrics = {}
+        for e, name in enumerate(("click", "purchase")):
+            n = int(counts[e])
+            block: dict[str, float | int | None] = {"n": n}
+            for j, k in enumerate(KS):
+                block[f"hr@{k}"] = float(hits[e, j] / n) if n else None
+                block[f"ndcg@{k}"] = float(gains[e, j] / n) if n else None
+            block["off_ndcg@10"] = float(off_gain[e] / off_norm[e]) if n else None
+            out[name] = block
+        out["all"] = {"n": int(counts.sum())}
+        for j, k in enumerate(KS):
+            out["all"][f"reward@{k}"] = float(rewards[:, j].sum())
+        return out
+
+
+@torch.no_grad()
+def evaluate(network, head: str, split: dict[str, torch.Tensor], inv_beta: torch.Tensor, *, batch_size: int,
+             reward_click: float, reward_buy: float) -> tuple[Metrics, float]:
+    """Metrics of one head on one split (tensors already on the device); returns (metrics, events per second)."""
+    was_training = network.training
+    network.eval()
+    start = time.perf_counter()
+    acc = MetricAccumulator(split["action"].device, reward_click, reward_buy)
+    head_layer = network.head(head)
+    n = split["action"].size(0)
+    for lo in range(0, n, batch_size):
+        hi = min(lo + batch_size, n)
+        scores = head_layer(network(split["state"][lo:hi], split["len_state"][lo:hi]))
+        actions = split["action"][lo:hi]
+        acc.add(target_ranks(scores, actions), split["is_buy"][lo:hi], inv_beta[actions])
+    metrics = acc.result()
+    elapsed = time.perf_counter() - start
+    network.train(was_training)
+    return metrics, (n / elapsed if elapsed > 0 else math.inf)
+
+
+def select_value(metrics: Metrics, select_metric: str) -> float:
+    """Value of '<click|purchase|mean>/<metric>' (mean = average of the defined click and purchase values)."""
+    event, _, metric = select_metric.partition("/")
+    events = ("click", "purchase") if event == "mean" else (event,)
+    values = [metrics[e][metric] for e in events if metrics[e][metric] is not None]
+    return float(np.mean(values)) if values else -math.inf

@@ -1,0 +1,231 @@
+"""The methods of the paper as loss functions over one shared batch (SPEC.md, "Methods").
+
+Each method is a function `loss_<method>(ctx) -> (loss, parts)` registered in `METHOD_LOSSES`; the training loop
+calls the one named by the config and never branches on method names elsewhere. The pieces they share:
+
+- `cross_entropy`: the supervised head's CE over the full catalogue, per row.
+- `double_q_td`: the double Q-learning TD loss 0.5 * (r + discount * Q_target(s', argmax_a' Q_main(s', a')) - Q_main(s, a))^2.
+- `negative_td`: the same for the sampled negative actions, bootstrapped from the CURRENT state s, no done mask, summed.
+- `advantage`: A = Q(s, a+) - mean(Q over {a+, negatives}), stop-gradient, clipped to [low, high].
+- `off_policy_weight`: ips = clip(pi(a|s) / beta(a), low, high) ** smooth.
+
+Efficiency: the Q head enters the losses only at a few actions per row, so Q(s, a) is a gather and a dot product
+(`Head.at`), with gradients into those rows only; the full-catalogue Q products are needed only for the argmax
+selectors and run without autograd. The target network is read at one action per row.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+from torch.nn import functional as F
+
+from sa2c.config import TrainConfig
+from sa2c.models import RecommenderNetwork
+
+
+@dataclass
+class Batch:
+    state: torch.Tensor  # [B, T] item ids, right-padded with n_items
+    len_state: torch.Tensor  # [B]
+    action: torch.Tensor  # [B]
+    is_buy: torch.Tensor  # [B] bool
+    next_state: torch.Tensor
+    len_next_state: torch.Tensor
+    done: torch.Tensor  # [B] bool
+    negatives: torch.Tensor | None = None  # [B, K]
+
+
+# ----------------------------------------------------------------------------------------------------- formulas
+
+
+def cross_entropy(logits: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+    """Per-row CE of the supervised head over the full catalogue."""
+    return F.cross_entropy(logits, actions, reduction="none")
+
+
+def double_q_td(q_sa: torch.Tensor, reward: torch.Tensor, discount: torch.Tensor, q_target_selected: torch.Tensor) -> torch.Tensor:
+    """Double Q-learning TD loss per row (TRFL's double_qlearning): 0.5 * (r + discount * Q_target(s', a*) - Q_main(s, a))^2.
+
+    `q_target_selected` is Q_target at a* = argmax Q_main(s'); `discount` is gamma, or 0 where the episode is done.
+    """
+    target = (reward + discount * q_target_selected).detach()
+    return 0.5 * (target - q_sa) ** 2
+
+
+def negative_td(q_neg: torch.Tensor, r_negative: float, gamma: float, q_target_current: torch.Tensor) -> torch.Tensor:
+    """Summed TD loss of the negative actions [B, K]: target r_neg + gamma * Q_target(s, argmax Q_main(s)).
+
+    Negatives bootstrap from the CURRENT state s and are not done-masked (as in the authors' code).
+    """
+    target = (r_negative + gamma * q_target_current).detach().unsqueeze(1)
+    return (0.5 * (target - q_neg) ** 2).sum(dim=1)
+
+
+def advantage(q_pos: torch.Tensor, q_neg: torch.Tensor, low: float, high: float) -> torch.Tensor:
+    """SA2C advantage: Q(s, a+) minus the mean Q over {a+} and the negatives; stop-gradient; clipped to [low, high]."""
+    q_pos, q_neg = q_pos.detach(), q_neg.detach()
+    average = (q_pos + q_neg.sum(dim=1)) / (1 + q_neg.size(1))
+    return (q_pos - average).clamp(low, high)
+
+
+def off_policy_weight(ce: torch.Tensor, behaviour: torch.Tensor, smooth: float, low: float, high: float) -> torch.Tensor:
+    """ips = clip(pi(a|s) / beta(a), low, high) ** smooth, with pi = softmax of the supervised head (stop-gradient).
+
+    pi(a|s) = exp(-CE), so no second softmax is needed. smooth = 0 gives 1 (no correction).
+    """
+    if smooth == 0:
+        return torch.ones_like(ce)
+    pi = torch.exp(-ce.detach())
+    return (pi / behaviour).clamp(low, high) ** smooth
+
+
+def sample_negatives(actions: torch.Tensor, n_items: int, k: int, generator: torch.Generator) -> torch.Tensor:
+    """K negatives per row, uniform with replacement over the catalogue, never equal to the row's positive.
+
+    Equivalent to the authors' redraw rule (draw uniformly; redraw when equal to the positive), i.e. uniform over
+    the other n - 1 items, but done in one vectorised draw: sample from n - 1 values and skip over the positive.
+    """
+    draw = torch.randint(0, n_items - 1, (actions.size(0), k), generator=generator, device=actions.device)
+    return draw + (draw >= actions.unsqueeze(1)).long()
+
+
+# ---------------------------------------------------------------------------------------- per-step computation
+
+
+@dataclass
+class StepContext:
+    """Everything a method's loss may need for one step; Q terms are computed lazily and only once."""
+
+    cfg: TrainConfig
+    batch: Batch
+    main: RecommenderNetwork
+    target: RecommenderNetwork | None
+    behaviour: torch.Tensor | None  # beta(a) of every item, for the off-policy weight
+    sa2c_actor_phase: bool = False  # SA2C after the warm-up
+    _cache: dict = field(default_factory=dict)
+
+    @property
+    def state(self) -> torch.Tensor:
+        if "state" not in self._cache:
+            self._cache["state"] = self.main(self.batch.state, self.batch.len_state)
+        return self._cache["state"]
+
+    @property
+    def ce(self) -> torch.Tensor:
+        if "ce" not in self._cache:
+            logits = self.main.supervised(self.state)
+            self._cache["ce"] = cross_entropy(logits, self.batch.action)
+        return self._cache["ce"]
+
+    @property
+    def q_pos(self) -> torch.Tensor:
+        """Q_main(s, a+) [B], with gradient into that row of the Q head."""
+        if "q_pos" not in self._cache:
+            self._cache["q_pos"] = self.main.q.at(self.state, self.batch.action)
+        return self._cache["q_pos"]
+
+    @property
+    def reward(self) -> torch.Tensor:
+        b = self.batch
+        return torch.where(b.is_buy, self.cfg.reward_buy, self.cfg.reward_click).to(self.state.dtype)
+
+    def target_states(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Target network's states of s' (and of s, when negatives bootstrap from it), in one encoder call."""
+        if "target_states" not in self._cache:
+            b = self.batch
+            with torch.no_grad():
+                if b.negatives is None:
+                    self._cache["target_states"] = (self.target(b.next_state, b.len_next_state), None)
+                else:
+                    both = self.target(torch.cat([b.next_state, b.state]), torch.cat([b.len_next_state, b.len_state]))
+                    self._cache["target_states"] = tuple(both.split(b.state.size(0)))
+        return self._cache["target_states"]
+
+    def td_pos(self) -> torch.Tensor:
+        """Double-Q TD loss of the logged (positive) action; bootstrap zeroed when done."""
+        b, cfg = self.batch, self.cfg
+        with torch.no_grad():
+            selector = self.main.q(self.main(b.next_state, b.len_next_state)).argmax(dim=1)
+            q_next = self.target.q.at(self.target_states()[0], selector)
+        discount = cfg.gamma * (~b.done).to(q_next.dtype)
+        return double_q_td(self.q_pos, self.reward, discount, q_next)
+
+    @property
+    def q_neg(self) -> torch.Tensor:
+        """Q_main(s, negatives) [B, K], with gradient into those rows of the Q head."""
+        if "q_neg" not in self._cache:
+            state = self.state.unsqueeze(1).expand(-1, self.batch.negatives.size(1), -1)
+            self._cache["q_neg"] = self.main.q.at(state, self.batch.negatives)
+        return self._cache["q_neg"]
+
+    def td_neg(self) -> torch.Tensor:
+        b, cfg = self.batch, self.cfg
+        with torch.no_grad():
+            if cfg.share_selector_pass:
+                selector_state = self.state.detach()
+            else:  # the authors' code runs a separate forward pass (new dropout mask) for the selector
+                selector_state = self.main(b.state, b.len_state)
+            selector = self.main.q(selector_state).argmax(dim=1)
+            q_current = self.target.q.at(self.target_states()[1], selector)
+        return negative_td(self.q_neg, cfg.r_negative, cfg.gamma, q_current)
+
+
+LossParts = dict[str, torch.Tensor]
+
+
+def loss_ce(ctx: StepContext) -> tuple[torch.Tensor, LossParts]:
+    ce = ctx.ce
+    return ce.mean(), {"ce": ce.mean()}
+
+
+def loss_sqn(ctx: StepContext) -> tuple[torch.Tensor, LossParts]:
+    td, ce = ctx.td_pos(), ctx.ce
+    return (td + ce).mean(), {"td_pos": td.mean(), "ce": ce.mean()}
+
+
+def loss_sac(ctx: StepContext) -> tuple[torch.Tensor, LossParts]:
+    """SAC: CE weighted by the stop-gradient Q-value of the positive action, plus its TD loss; no warm-up."""
+    q_pos = ctx.q_pos
+    td, ce = ctx.td_pos(), ctx.ce
+    weighted = q_pos.detach() * ce
+    return (td + weighted).mean(), {"td_pos": td.mean(), "ce": ce.mean(), "q_pos": q_pos.detach().mean()}
+
+
+def loss_snqn(ctx: StepContext) -> tuple[torch.Tensor, LossParts]:
+    td_pos, td_neg, ce = ctx.td_pos(), ctx.td_neg(), ctx.ce
+    return (td_pos + td_neg + ce).mean(), {"td_pos": td_pos.mean(), "td_neg": td_neg.mean(), "ce": ce.mean()}
+
+
+def loss_sa2c(ctx: StepContext) -> tuple[torch.Tensor, LossParts]:
+    """SA2C: SNQN during the warm-up; then the CE term weighted by the clipped advantage (and the off-policy weight)."""
+    if not ctx.sa2c_actor_phase:
+        return loss_snqn(ctx)
+    cfg = ctx.cfg
+    td_pos, td_neg, ce = ctx.td_pos(), ctx.td_neg(), ctx.ce
+    adv = advantage(ctx.q_pos, ctx.q_neg, cfg.advantage_clip_low, cfg.advantage_clip_high)
+    ips = off_policy_weight(ce, ctx.behaviour[ctx.batch.action], cfg.smooth, cfg.ips_clip_low, cfg.ips_clip_high)
+    actor = adv * ips * ce
+    parts = {"td_pos": td_pos.mean(), "td_neg": td_neg.mean(), "ce": ce.mean(), "advantage": adv.mean(), "ips": ips.mean()}
+    return (td_pos + td_neg + actor).mean(), parts
+
+
+def loss_dqn(ctx: StepContext) -> tuple[torch.Tensor, LossParts]:
+    """DQN (Table 4): Q head only, positive TD + the negatives' TD terms."""
+    td_pos, td_neg = ctx.td_pos(), ctx.td_neg()
+    return (td_pos + td_neg).mean(), {"td_pos": td_pos.mean(), "td_neg": td_neg.mean()}
+
+
+METHOD_LOSSES: dict[str, Callable[[StepContext], tuple[torch.Tensor, LossParts]]] = {
+    "ce": loss_ce,
+    "sqn": loss_sqn,
+    "sac": loss_sac,
+    "snqn": loss_snqn,
+    "sa2c": loss_sa2c,
+    "dqn": loss_dqn,
+}
+# Methods trained with two networks (double Q) and with sampled negatives.
+DOUBLE_Q = ("sqn", "sac", "snqn", "sa2c", "dqn")
+USES_NEGATIVES = ("snqn", "sa2c", "dqn")

@@ -1,0 +1,69 @@
+"""SASRec encoder (Kang & McAuley): one causal self-attention block, as in the authors' TensorFlow code.
+
+Item + position embeddings, dropout, padding zeroed; attention whose queries are layer-normed (keys are not), padded
+keys and future positions masked, residual to the normed queries; a position-wise feed-forward (two 1x1 convs,
+ReLU between, dropout after each) with a residual on its layer-normed input; padding zeroed; final layer norm. The
+state is the output at len_state - 1.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from sa2c.models.common import item_embedding, padding_mask, state_at
+
+# The authors' code masks with a large finite negative (-2**32 + 1), not -inf: a query with no visible key (the
+# all-padding empty history) then gets uniform weights instead of NaN, and is zeroed by the query mask anyway.
+MASKED = -(2.0**32) + 1
+
+
+class CausalSelfAttention(nn.Module):
+    def __init__(self, dim: int, dropout: float):
+        super().__init__()
+        self.query = nn.Linear(dim, dim)
+        self.key = nn.Linear(dim, dim)
+        self.value = nn.Linear(dim, dim)
+        self.dropout = nn.Dropout(dropout)
+        self.scale = 1.0 / math.sqrt(dim)
+
+    def forward(self, queries: torch.Tensor, keys: torch.Tensor, key_mask: torch.Tensor) -> torch.Tensor:
+        # queries, keys: [B, T, D]; key_mask: [B, T, 1] (1 = real item)
+        T = queries.size(1)
+        scores = torch.bmm(self.query(queries), self.key(keys).transpose(1, 2)) * self.scale  # [B, Tq, Tk]
+        future = torch.ones(T, T, dtype=torch.bool, device=queries.device).triu(1)
+        hidden = (key_mask.squeeze(-1) == 0).unsqueeze(1) | future  # [B, Tq, Tk]
+        weights = torch.softmax(scores.masked_fill(hidden, MASKED), dim=-1)
+        weights = self.dropout(weights * key_mask)  # query masking: padded queries attend to nothing
+        return torch.bmm(weights, self.value(keys)) + queries  # residual to the (normed) queries
+
+
+class SASRecEncoder(nn.Module):
+    def __init__(self, n_items: int, history: int, dim: int = 64, dropout: float = 0.1):
+        super().__init__()
+        self.n_items = n_items
+        self.embedding = item_embedding(n_items, dim)
+        self.position = nn.Embedding(history, dim)
+        nn.init.normal_(self.position.weight, 0.0, 0.01)
+        self.input_dropout = nn.Dropout(dropout)
+        self.attention_norm = nn.LayerNorm(dim)
+        self.attention = CausalSelfAttention(dim, dropout)
+        self.ffn_norm = nn.LayerNorm(dim)
+        self.ffn1 = nn.Linear(dim, dim)  # a 1x1 convolution over positions is a linear map per position
+        self.ffn2 = nn.Linear(dim, dim)
+        self.ffn_dropout = nn.Dropout(dropout)
+        self.final_norm = nn.LayerNorm(dim)
+        self.output_dim = dim
+
+    def forward(self, states: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        mask = padding_mask(states, self.n_items)
+        positions = torch.arange(states.size(1), device=states.device)
+        seq = self.input_dropout(self.embedding(states) + self.position(positions)) * mask
+        seq = self.attention(self.attention_norm(seq), seq, mask)
+        normed = self.ffn_norm(seq)
+        seq = normed + self.ffn_dropout(self.ffn2(self.ffn_dropout(F.relu(self.ffn1(normed)))))
+        seq = self.final_norm(seq * mask)
+        return state_at(seq, lengths)
