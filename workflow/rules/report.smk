@@ -50,6 +50,8 @@ rule tables_pdf:
         "paper_tables/tables.pdf",
     log:
         "logs/report/tables_pdf.log",
+    params:
+        code=code_hash("report"),
     shell:
         "{SA2C} pdf --tex {input:q} --out {output:q} > {log:q} 2>&1"
 
