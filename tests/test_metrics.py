@@ -1,0 +1,115 @@
+"""Evaluation metrics against a brute-force reference (sorting, Python loops) on random scores with ties."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from sa2c.evaluation import MetricAccumulator, evaluate, select_value, target_ranks
+
+
+def brute_force_rank(scores: np.ndarray, target: int) -> int:
+    """Position of the target in a full sort, best first, with ties placed before the target (pessimistic)."""
+    order = sorted(range(len(scores)), key=lambda i: (-scores[i], i == target))
+    return order.index(target) + 1
+
+
+def brute_force_metrics(scores, targets, is_buy, beta, r_click=0.2, r_buy=1.0):
+    out = {}
+    for name, flag in (("click", False), ("purchase", True)):
+        rows = [i for i in range(len(targets)) if bool(is_buy[i]) == flag]
+        block = {"n": len(rows)}
+        for k in (5, 10, 20):
+            hits = [i for i in rows if brute_force_rank(scores[i], targets[i]) <= k]
+            block[f"hr@{k}"] = len(hits) / len(rows) if rows else None
+            block[f"ndcg@{k}"] = (
+                sum(1 / math.log2(brute_force_rank(scores[i], targets[i]) + 1) for i in hits) / len(rows) if rows else None
+            )
+        hits10 = [i for i in rows if brute_force_rank(scores[i], targets[i]) <= 10]
+        num = sum(1 / math.log2(brute_force_rank(scores[i], targets[i]) + 1) / beta[targets[i]] for i in hits10)
+        den = sum(1 / beta[targets[i]] for i in rows)
+        block["off_ndcg@10"] = num / den if rows else None
+        out[name] = block
+    for k in (5, 10, 20):
+        out.setdefault("all", {})[f"reward@{k}"] = sum(
+            (r_buy if is_buy[i] else r_click) for i in range(len(targets)) if brute_force_rank(scores[i], targets[i]) <= k
+        )
+    return out
+
+
+def test_rank_one_is_top_and_ties_count_against_target():
+    scores = torch.tensor([[0.1, 0.9, 0.5, 0.5], [1.0, 1.0, 1.0, 1.0], [3.0, 2.0, 1.0, 0.0]])
+    ranks = target_ranks(scores, torch.tensor([1, 2, 3]))
+    assert ranks.tolist() == [1, 4, 4]  # best item -> 1; all tied -> last; worst -> n
+
+
+def test_nan_scores_rank_last():
+    scores = torch.tensor([[float("nan"), 1.0, 2.0]])
+    assert target_ranks(scores, torch.tensor([0])).tolist() == [3]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_metrics_match_brute_force(seed):
+    rng = np.random.default_rng(seed)
+    n_items, n_events = 40, 300
+    # integer scores in a small range: many ties
+    scores = rng.integers(0, 8, size=(n_events, n_items)).astype(np.float32)
+    targets = rng.integers(0, n_items, size=n_events)
+    is_buy = rng.random(n_events) < 0.2
+    beta = rng.random(n_items) + 0.05
+    expected = brute_force_metrics(scores, targets, is_buy, beta)
+
+    acc = MetricAccumulator(torch.device("cpu"), 0.2, 1.0)
+    for lo in range(0, n_events, 64):  # batched, as in evaluation
+        s = torch.from_numpy(scores[lo : lo + 64])
+        t = torch.from_numpy(targets[lo : lo + 64])
+        acc.add(target_ranks(s, t), torch.from_numpy(is_buy[lo : lo + 64]), torch.from_numpy(1 / beta)[t])
+    got = acc.result()
+    for event in ("click", "purchase"):
+        assert got[event]["n"] == expected[event]["n"]
+        for key, value in expected[event].items():
+            assert got[event][key] == pytest.approx(value, rel=1e-9, abs=1e-12), (event, key)
+    for key, value in expected["all"].items():
+        assert got["all"][key] == pytest.approx(value)
+
+
+class ScoreTable(nn.Module):
+    """A 'network' whose scores for an event are row state[:, 0] of a fixed table (to test `evaluate`)."""
+
+    def __init__(self, table: torch.Tensor):
+        super().__init__()
+        self.table = table
+        self.dropout = nn.Dropout(0.5)  # must be off during evaluation
+
+    def forward(self, states, lengths):
+        return self.dropout(self.table[states[:, 0]])
+
+    def head(self, name):
+        return nn.Identity()
+
+
+def test_evaluate_batches_and_undefined_purchases():
+    rng = np.random.default_rng(3)
+    table = torch.from_numpy(rng.normal(size=(50, 30)).astype(np.float32))
+    n = 70
+    split = {
+        "state": torch.from_numpy(rng.integers(0, 50, size=(n, 10))),
+        "len_state": torch.ones(n, dtype=torch.long),
+        "action": torch.from_numpy(rng.integers(0, 30, size=n)),
+        "is_buy": torch.zeros(n, dtype=torch.bool),  # no purchases in this split
+    }
+    inv_beta = torch.ones(30)
+    net = ScoreTable(table).train()
+    metrics, speed = evaluate(net, "supervised", split, inv_beta, batch_size=16, reward_click=0.2, reward_buy=1.0)
+    assert net.training  # mode restored
+    assert speed > 0
+    assert metrics["purchase"]["n"] == 0
+    assert all(v is None for k, v in metrics["purchase"].items() if k != "n")
+    scores = table[split["state"][:, 0]].numpy()
+    expected = brute_force_metrics(scores, split["action"].numpy(), np.zeros(n, bool), np.ones(30))
+    assert metrics["click"]["hr@10"] == pytest.approx(expected["click"]["hr@10"])
+    assert metrics["click"]["ndcg@20"] == pytest.approx(expected["click"]["ndcg@20"])
+    # selection falls back to the defined event type when purchases are undefined
+    assert select_value(metrics, "mean/ndcg@10") == pytest.approx(expected["click"]["ndcg@10"])
