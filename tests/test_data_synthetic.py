@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from sa2c.data.preprocess import preprocess
-from sa2c.data.synthetic import generate
+from sa2c.data.synthetic import SyntheticSpec, first_visit, generate, simulate
 from sa2c.errors import DataError
 
 # The default config's sizes (config/config.yaml).
@@ -63,6 +63,12 @@ def test_rc15_raw_format(rc15):
     assert (
         buys["time"].to_numpy() > first_click.loc[list(zip(buys["session"], buys["item"], strict=True))].to_numpy()
     ).all()
+    # Buys as in YooChoose: most come after the session's browsing (its last click), the rest right after their
+    # click; the bought item is often not the last one clicked.
+    by_session = clicks.groupby("session")
+    after_browsing = buys["time"].to_numpy() > by_session["time"].max().loc[buys["session"]].to_numpy()
+    assert 0.6 < after_browsing.mean() < 0.95
+    assert (buys["item"].to_numpy() != by_session["item"].last().loc[buys["session"]].to_numpy()).mean() > 0.3
 
 
 def test_retailrocket_raw_format(retailrocket):
@@ -77,6 +83,18 @@ def test_retailrocket_raw_format(retailrocket):
     assert rows["transactionid"].dropna().is_unique
     assert rows["timestamp"].between(1_388_534_400_000, 1_420_070_400_000).all()
     assert rows["visitorid"].max() > rows["visitorid"].nunique()
+    # Every add-to-cart follows a view of its item by its visitor; often other views of the visitor come in between.
+    views = rows[rows["event"] == "view"].sort_values("timestamp", kind="stable").copy()
+    views["views_so_far"] = views.groupby("visitorid").cumcount()
+    carts = rows[rows["event"] == "addtocart"].sort_values("timestamp", kind="stable")
+    item_view = pd.merge_asof(
+        carts, views, on="timestamp", by=["visitorid", "itemid"], allow_exact_matches=False, suffixes=("", "_v")
+    )["views_so_far"]
+    latest_view = pd.merge_asof(
+        carts, views, on="timestamp", by="visitorid", allow_exact_matches=False, suffixes=("", "_v")
+    )["views_so_far"]
+    assert item_view.notna().all()
+    assert (latest_view > item_view).mean() > 0.3
 
 
 def test_same_seed_same_bytes_other_seed_other_bytes(tmp_path):
@@ -91,8 +109,12 @@ def test_same_seed_same_bytes_other_seed_other_bytes(tmp_path):
 
 
 def hit_rates(events, held_out_fraction=0.2, k=10):
-    """Click HR@k on held-out sessions of popularity and of a first-order model (most frequent next items)."""
-    session, item, is_buy, n = events["session"], events["item"], events["is_buy"], int(events["n_items"])
+    """HR@k on held-out sessions of popularity and of a first-order model (most frequent next items), for clicks and
+    purchases, and HR@1 of two purchase predictors that pick one of the items clicked so far in the session: the last
+    clicked item, and the item with the most expected purchases (its buy rate in training times its clicks so far,
+    older clicks discounted by 0.7 per later click)."""
+    session, item, n = events["session"], events["item"], int(events["n_items"])
+    is_buy = events["is_buy"].astype(bool)
     held_out = np.random.default_rng(0).random(session.max() + 1) < held_out_fraction
     test, train = held_out[session], ~held_out[session]
     same_session_as_previous = np.r_[False, session[1:] == session[:-1]]
@@ -102,57 +124,71 @@ def hit_rates(events, held_out_fraction=0.2, k=10):
     pairs = train & same_session_as_previous
     np.add.at(successor_counts, (previous[pairs], item[pairs]), 1)
     likely_next = np.argsort(-successor_counts, axis=1, kind="stable")[:, :k]
-    clicks = np.flatnonzero(test & (is_buy == 0))
-    popularity_hit = np.isin(item[clicks], popular)
-    # A session's first click has no previous item: the first-order model falls back to popularity.
-    first_order_hit = np.where(
-        same_session_as_previous[clicks],
-        (likely_next[previous[clicks]] == item[clicks, None]).any(axis=1),
-        popularity_hit,
+    rates = {}
+    for kind, mask in (("click", ~is_buy), ("purchase", is_buy)):
+        rows = np.flatnonzero(test & mask)
+        popularity_hit = np.isin(item[rows], popular)
+        # A session's first event has no previous item: the first-order model falls back to popularity.
+        first_order_hit = np.where(
+            same_session_as_previous[rows],
+            (likely_next[previous[rows]] == item[rows, None]).any(axis=1),
+            popularity_hit,
+        )
+        rates[f"popularity_{kind}"], rates[f"first_order_{kind}"] = popularity_hit.mean(), first_order_hit.mean()
+
+    buy_rate = (np.bincount(item[train & is_buy], minlength=n) + 0.04) / (
+        np.bincount(item[train & ~is_buy], minlength=n) + 1.0
     )
-    return popularity_hit.mean(), first_order_hit.mean()
+    session_start = np.searchsorted(session, session)  # events are sorted by session
+    last_hits, history_hits = [], []
+    for i in np.flatnonzero(test & is_buy):
+        earlier = np.arange(session_start[i], i)
+        clicked = item[earlier[~is_buy[earlier]]]
+        candidates, which = np.unique(clicked, return_inverse=True)
+        recent_clicks = np.bincount(which, weights=0.7 ** np.arange(len(clicked))[::-1])
+        last_hits.append(clicked[-1] == item[i])
+        history_hits.append(candidates[np.argmax(buy_rate[candidates] * recent_clicks)] == item[i])
+    rates["last_clicked_purchase"], rates["history_purchase"] = np.mean(last_hits), np.mean(history_hits)
+    return rates
 
 
 @pytest.mark.parametrize("dataset", ["rc15", "retailrocket"])
 def test_structure(dataset, request):
     root, _ = request.getfixturevalue(dataset)
-    events = events_of(root)
     stats = pd.read_json(root / "data" / "stats.json", typ="series")
-    popularity, first_order = hit_rates(events)
-    assert 0.15 <= popularity <= 0.35
+    rates = hit_rates(events_of(root))
+    assert 0.15 <= rates["popularity_click"] <= 0.35
     assert 0.15 <= stats["popularity_click_hr@10"] <= 0.35
-    assert first_order > popularity + 0.25  # a clear sequential signal
+    assert rates["first_order_click"] > rates["popularity_click"] + 0.25  # a clear sequential signal
     assert stats["purchase_fraction"] == pytest.approx(0.04, abs=0.008)
     assert 4.5 <= stats["mean_session_length"] <= 7
     assert stats["max_session_length"] >= 30  # a long tail
 
 
-def test_purchases_depend_on_item_and_history(rc15):
-    root, _ = rc15
-    e = events_of(root)
-    session, item, is_buy = e["session"], e["item"], e["is_buy"].astype(bool)
-    clicks = np.flatnonzero(~is_buy)
-    # A click is "bought" when a purchase of the same item follows it directly (the generator's layout).
-    bought = np.zeros(len(item), dtype=bool)
-    follows = np.flatnonzero(is_buy[1:]) + 1
-    bought[follows - 1] = (item[follows - 1] == item[follows]) & (session[follows - 1] == session[follows])
+@pytest.mark.parametrize("dataset", ["rc15", "retailrocket"])
+def test_purchase_prediction_is_not_trivial(dataset, request):
+    root, _ = request.getfixturevalue(dataset)
+    rates = hit_rates(events_of(root))
+    # The next event does not simply repeat the clicked item as a purchase (HR@10 near 1), yet purchases are
+    # predictable: above popularity, and better from the session's history than from its last click.
+    assert rates["popularity_purchase"] < rates["first_order_purchase"] < 0.7
+    assert rates["history_purchase"] > rates["last_clicked_purchase"] + 0.05
+
+
+def test_purchase_propensity_depends_on_item_and_history():
+    sim = simulate(SyntheticSpec.from_dict({**SPEC, "seed": 1}))
+    session, item, bought = sim.clicks.session, sim.clicks.item, sim.bought
+    n = SPEC["items"]
     # History: a revisited item (clicked before in the session) is bought more often than a first visit.
-    order = np.lexsort((np.arange(len(item)), item, session))
-    repeat = np.zeros(len(item), dtype=bool)
-    repeat[order[1:]] = (session[order][1:] == session[order][:-1]) & (item[order][1:] == item[order][:-1])
-    revisit_rate = bought[clicks][repeat[clicks]].mean()
-    first_visit_rate = bought[clicks][~repeat[clicks]].mean()
-    assert revisit_rate > 1.5 * first_visit_rate
+    revisit = ~first_visit(session, item)
+    assert bought[revisit].mean() > 1.5 * bought[~revisit].mean()
     # Item: per-item purchase rates agree between two halves of the sessions (a latent buyability).
     half = session % 2 == 0
-    rates = []
-    for part in (half, ~half):
-        rows = clicks[part[clicks]]
-        rates.append(
-            np.bincount(item[rows], weights=bought[rows], minlength=int(e["n_items"]))
-            / np.maximum(np.bincount(item[rows], minlength=int(e["n_items"])), 1)
-        )
-    frequent = np.bincount(item[clicks], minlength=int(e["n_items"])) >= 100
+    rates = [
+        np.bincount(item[part], weights=bought[part], minlength=n) / np.maximum(np.bincount(item[part], minlength=n), 1)
+        for part in (half, ~half)
+    ]
+    frequent = np.bincount(item, minlength=n) >= 100
     assert np.corrcoef(rates[0][frequent], rates[1][frequent])[0, 1] > 0.5
 
 

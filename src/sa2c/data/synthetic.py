@@ -10,6 +10,11 @@ The data exist to make the paper's comparisons meaningful without the real logs,
 - purchases (~`purchase_rate` of the events after filtering) whose propensity depends on the item (a latent
   buyability) and on how the session got there: higher after a chain of preferred successors, on a revisited item,
   and when the session stays in one group. Next-click prediction alone does not see these; reward-aware methods can;
+- purchases placed as in the real logs, not right after their click (which would make "the event after a click of
+  X is a purchase of X" and purchase prediction trivial): in RC15 most buys come after the session's last click, in
+  the order of their clicks, the rest right after their click; in RetailRocket an add-to-cart follows a few later
+  views of the session. Predicting a purchase then takes the session's history (which clicked items are buyable),
+  not just the last click;
 - RC15-like session lengths: `sessions` sessions with at least 3 clicks (mean about 5-6 events, long tail), plus
   short 1-2 click sessions that the preprocessing filter removes;
 - large, non-contiguous raw ids, timestamps over half a year, the raw files' exact layouts.
@@ -40,7 +45,7 @@ TARGET_POPULARITY_HR = 0.25
 # How the clicks that do not follow a preferred successor are split.
 REVISIT, IN_GROUP, GLOBAL = 0.2, 0.4, 0.4
 # Purchase propensity: logit = base + buyability(item) + bonuses for how the session reached the item.
-BUYABILITY_STD = 1.2
+BUYABILITY_STD = 1.6  # strong enough that which clicked item gets bought is learnable from a few thousand sessions
 CHAIN_BONUS = 1.0  # reached by at least 2 consecutive preferred-successor steps
 REVISIT_BONUS = 1.0  # the item was clicked before in this session
 STAY_BONUS = 0.5  # the last 3 clicks are in the item's group
@@ -48,6 +53,13 @@ STAY_BONUS = 0.5  # the last 3 clicks are in the item's group
 LENGTH_LOG_MEAN, LENGTH_LOG_STD, MAX_CLICKS = 0.5, 1.0, 200
 SHORT_SESSION_FRACTION = 0.3  # extra 1-2 click sessions per kept session
 MEAN_GAP_MS = 60_000
+# Where purchases go (the raw files' time order). In YooChoose the buys of a session come after its browsing, and
+# the bought item was clicked earlier, often not last; in RetailRocket an add-to-cart often follows further views.
+# A purchase placed right after its click would make "the next event after a click of X is a purchase of X" and
+# purchase prediction trivial for any next-item model.
+RC15_BUY_AT_END = 0.75  # share of RC15 buys placed after the session's last click (the rest right after their click)
+BUY_GAP_MIN_MS, BUY_GAP_MEAN_MS = 3_000, 60_000  # spacing of end-of-session buys: a few seconds to minutes
+RR_CART_DELAY_P = 0.2  # later views before an add-to-cart: geometric, P(0) = this (mean 4), capped by the session
 START_MS, END_MS = 1396310400000, 1412121600000  # 2014-04-01 .. 2014-10-01 (UTC)
 
 
@@ -324,7 +336,7 @@ def calibrated_offset(logit: np.ndarray, mean_probability: float) -> float:
 
 
 def draw_purchases(spec: SyntheticSpec, clicks: Clicks, catalogue: Catalogue, rng: np.random.Generator) -> np.ndarray:
-    """Which clicks are followed by a purchase of the clicked item."""
+    """Which clicks lead to a purchase of the clicked item (placed later by the writers, not necessarily next)."""
     logit = purchase_logit(clicks, catalogue)
     u = rng.random(len(logit))
     if spec.purchase_rate == 0:
@@ -344,6 +356,45 @@ def click_times(clicks: Clicks, rng: np.random.Generator) -> tuple[np.ndarray, n
     elapsed = np.cumsum(gap) - gap
     elapsed -= np.repeat(elapsed[clicks.offset], clicks.length)
     return np.repeat(start, clicks.length) + elapsed, gap
+
+
+def _within_gap(anchor: np.ndarray, times: np.ndarray, gap: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Times strictly between click `anchor` and the next click of its session (or the made-up gap after the last)."""
+    return times[anchor] + 1 + (rng.random(len(anchor)) * (gap[anchor] - 2)).astype(np.int64)
+
+
+def rc15_buy_times(
+    clicks: Clicks, rows: np.ndarray, times: np.ndarray, gap: np.ndarray, rng: np.random.Generator
+) -> np.ndarray:
+    """Buy timestamps of the bought clicks `rows` (ascending click indices).
+
+    RC15_BUY_AT_END of the buys (and every buy of a session's last click) come after the session's last click, in
+    the order of their clicks, BUY_GAP_MIN_MS plus an exponential BUY_GAP_MEAN_MS apart; the others come right after
+    their click, before the session's next click.
+    """
+    session = clicks.session[rows]
+    last = (clicks.offset + clicks.length - 1)[session]
+    at_end = (rng.random(len(rows)) < RC15_BUY_AT_END) | (rows == last)
+    spacing = BUY_GAP_MIN_MS + rng.exponential(BUY_GAP_MEAN_MS, len(rows)).astype(np.int64)
+    # Running sum of the spacings of the end buys within each session (rows are in click order).
+    end_rows = np.flatnonzero(at_end)
+    running = np.cumsum(spacing[end_rows])
+    first_of_session = np.diff(session[end_rows], prepend=-1) != 0
+    before_session = np.maximum.accumulate(np.where(first_of_session, running - spacing[end_rows], 0))
+    buy_time = _within_gap(rows, times, gap, rng)
+    buy_time[end_rows] = times[last[end_rows]] + running - before_session
+    return buy_time
+
+
+def retailrocket_cart_times(
+    clicks: Clicks, rows: np.ndarray, times: np.ndarray, gap: np.ndarray, rng: np.random.Generator
+) -> np.ndarray:
+    """Add-to-cart timestamps of the bought views `rows`: after a geometric number of the session's later views
+    (P(none) = RR_CART_DELAY_P; past the last view it is after the last view), before the view that follows."""
+    session = clicks.session[rows]
+    last = (clicks.offset + clicks.length - 1)[session]
+    anchor = np.minimum(rows + rng.geometric(RR_CART_DELAY_P, len(rows)) - 1, last)
+    return _within_gap(anchor, times, gap, rng)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -386,9 +437,8 @@ def _write_rc15(out_dir: Path, n_items: int, clicks: Clicks, bought, times, gap,
             header=False,
         )
     ]
-    # A buy comes after its click and before the session's next click.
     rows = np.flatnonzero(bought)
-    buy_time = times[rows] + 1 + (rng.random(len(rows)) * (gap[rows] - 2)).astype(np.int64)
+    buy_time = rc15_buy_times(clicks, rows, times, gap, rng)
     quantity = np.where(rng.random(len(rows)) < 0.8, 1, rng.integers(2, 5, len(rows)))
     buys = pd.DataFrame(
         {
@@ -408,7 +458,7 @@ def _write_retailrocket(out_dir: Path, n_items: int, clicks: Clicks, bought, tim
     item_id = _distinct_ids(rng, n_items, 0, 470_000)
     session = clicks.session
     rows = np.flatnonzero(bought)
-    cart_time = times[rows] + 1 + (rng.random(len(rows)) * (gap[rows] - 2)).astype(np.int64)
+    cart_time = retailrocket_cart_times(clicks, rows, times, gap, rng)
     # About half of the carts are paid for: a later "transaction" row with a transaction id (the filter drops it).
     paid = rows[rng.random(len(rows)) < 0.5]
     paid_time = cart_time[np.searchsorted(rows, paid)] + rng.integers(1000, 600_000, len(paid))
@@ -433,15 +483,33 @@ def _write_retailrocket(out_dir: Path, n_items: int, clicks: Clicks, bought, tim
 WRITERS = {"rc15": _write_rc15, "retailrocket": _write_retailrocket}
 
 
-def generate(fmt: str, out_dir: Path, spec: dict) -> list[Path]:
-    if fmt not in WRITERS:
-        raise DataError(f"synthetic data: format={fmt!r} is not one of {', '.join(WRITERS)}")
-    params = SyntheticSpec.from_dict(spec)
+@dataclass
+class Simulation:
+    """Everything drawn before the raw files are written; `rng` continues into the writer."""
+
+    catalogue: Catalogue
+    clicks: Clicks
+    bought: np.ndarray  # [N] which clicks lead to a purchase of the clicked item
+    times: np.ndarray  # [N] click timestamps (ms)
+    gap: np.ndarray  # [N] gap to the session's next click (made up after the last)
+    rng: np.random.Generator
+
+
+def simulate(params: SyntheticSpec) -> Simulation:
     rng = np.random.default_rng(params.seed)
     catalogue = make_catalogue(params, rng)
     clicks = generate_clicks(params, catalogue, rng)
     bought = draw_purchases(params, clicks, catalogue, rng)
     times, gap = click_times(clicks, rng)
+    return Simulation(catalogue, clicks, bought, times, gap, rng)
+
+
+def generate(fmt: str, out_dir: Path, spec: dict) -> list[Path]:
+    if fmt not in WRITERS:
+        raise DataError(f"synthetic data: format={fmt!r} is not one of {', '.join(WRITERS)}")
+    params = SyntheticSpec.from_dict(spec)
+    sim = simulate(params)
+    clicks, bought, times, gap, rng = sim.clicks, sim.bought, sim.times, sim.gap, sim.rng
     log.info(
         "generated %d sessions (%d with 3+ clicks), %d clicks, %d purchases over %d items",
         len(clicks.length),
