@@ -195,3 +195,36 @@ def test_negatives_never_equal_positive_and_are_uniform():
     freq = torch.bincount(neg.flatten(), minlength=n_items).double() / neg.numel()
     expected = torch.tensor([0.2, 0.2, 0.0, 0.2, 0.2, 0.2], dtype=torch.float64)
     assert torch.allclose(freq, expected, atol=0.01)
+
+
+def test_fused_head_cross_entropy_equals_the_generic_path():
+    from sa2c.losses import _HeadCrossEntropy, cross_entropy, head_cross_entropy
+
+    torch.manual_seed(0)
+    head = nn.Linear(8, 5000)
+    state = torch.randn(16, 8, requires_grad=True)
+    actions = torch.randint(0, 5000, (16,))
+    weights = torch.randn(16)  # per-row weights, negative too (SAC's Q-values can be)
+    ref = cross_entropy(head(state), actions)
+    (ref * weights).sum().backward()
+    expected = [t.grad.clone() for t in (state, head.weight, head.bias)]
+    for t in (state, head.weight, head.bias):
+        t.grad = None
+    got = head_cross_entropy(state, head, actions)
+    (got * weights).sum().backward()
+    assert torch.allclose(got, ref, atol=1e-5)
+    for g, e in zip((state.grad, head.weight.grad, head.bias.grad), expected):
+        assert torch.allclose(g, e, atol=1e-5)
+    assert _HeadCrossEntropy.CHUNK < 5000  # the test crosses block boundaries
+
+
+def test_chunked_argmax_equals_full_argmax():
+    torch.manual_seed(1)
+    head = nn.Linear(8, 5000)
+    from sa2c.models import Head
+
+    h = Head(8, 5000)
+    with torch.no_grad():
+        h.weight.copy_(head.weight), h.bias.copy_(head.bias)
+    state = torch.randn(64, 8)
+    assert torch.equal(h.argmax(state, chunk=1000), h(state).argmax(1))

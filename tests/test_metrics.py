@@ -113,3 +113,18 @@ def test_evaluate_batches_and_undefined_purchases():
     assert metrics["click"]["ndcg@20"] == pytest.approx(expected["click"]["ndcg@20"])
     # selection falls back to the defined event type when purchases are undefined
     assert select_value(metrics, "mean/ndcg@10") == pytest.approx(expected["click"]["ndcg@10"])
+
+
+def test_blockwise_head_ranks_equal_full_score_ranks():
+    from sa2c.evaluation import head_target_ranks
+    from sa2c.models import Head
+
+    torch.manual_seed(0)
+    head = Head(8, 5000)
+    state = torch.randn(100, 8)
+    targets = torch.randint(0, 5000, (100,))
+    assert torch.equal(head_target_ranks(state, head, targets, chunk=700), target_ranks(head(state), targets))
+    # a constant scorer: every item ties with the target, which then ranks last
+    with torch.no_grad():
+        head.weight.zero_(), head.bias.fill_(0.5)
+    assert head_target_ranks(state, head, targets, chunk=700).tolist() == [5000] * 100

@@ -60,7 +60,7 @@ class TrainConfig:
     train_empty_state: bool = True  # first event of a session (empty history) is a training transition
     eval_empty_state: bool = True  # ... and is predicted in evaluation
     share_selector_pass: bool = True  # argmax selector for negatives reuses Q_main(s) of the forward pass
-    eval_batch_size: int = 2048
+    eval_batch_size: int = 256
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda
     threads: int = 1

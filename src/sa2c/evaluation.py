@@ -32,6 +32,25 @@ def target_ranks(scores: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     return torch.where(torch.isnan(target_scores.squeeze(1)), scores.size(1), ranks)
 
 
+def head_target_ranks(state: torch.Tensor, head, targets: torch.Tensor, chunk: int = 2048) -> torch.Tensor:
+    """`target_ranks(head(state), targets)` without writing the [B, n] score matrix.
+
+    Walks the catalogue in blocks of items that stay in cache, counting per row the items that score >= the
+    target's score. The target itself is counted exactly once whatever the rounding of the two products.
+    """
+    target_scores = head.at(state, targets)
+    ranks = torch.zeros(state.size(0), dtype=torch.int64, device=state.device)
+    rows = torch.arange(state.size(0), device=state.device)
+    threshold = target_scores.unsqueeze(1)
+    for lo in range(0, head.out_features, chunk):
+        hi = min(lo + chunk, head.out_features)
+        at_least = torch.addmm(head.bias[lo:hi], state, head.weight[lo:hi].t()) >= threshold
+        inside = (targets >= lo) & (targets < hi)
+        at_least[rows[inside], targets[inside] - lo] = True
+        ranks += at_least.sum(1, dtype=torch.int32)
+    return torch.where(torch.isnan(target_scores), head.out_features, ranks)
+
+
 class MetricAccumulator:
     """Sums of hits, discounted gains and rewards per event type, on the device; `result()` divides."""
 
@@ -89,9 +108,13 @@ def evaluate(network, head: str, split: dict[str, torch.Tensor], inv_beta: torch
     n = split["action"].size(0)
     for lo in range(0, n, batch_size):
         hi = min(lo + batch_size, n)
-        scores = head_layer(network(split["state"][lo:hi], split["len_state"][lo:hi]))
+        state = network(split["state"][lo:hi], split["len_state"][lo:hi])
         actions = split["action"][lo:hi]
-        acc.add(target_ranks(scores, actions), split["is_buy"][lo:hi], inv_beta[actions])
+        if isinstance(head_layer, torch.nn.Linear):
+            ranks = head_target_ranks(state, head_layer, actions)
+        else:  # any other scorer: full score matrix
+            ranks = target_ranks(head_layer(state), actions)
+        acc.add(ranks, split["is_buy"][lo:hi], inv_beta[actions])
     metrics = acc.result()
     elapsed = time.perf_counter() - start
     network.train(was_training)

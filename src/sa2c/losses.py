@@ -46,6 +46,64 @@ def cross_entropy(logits: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(logits, actions, reduction="none")
 
 
+class _HeadCrossEntropy(torch.autograd.Function):
+    """CE of a linear head over the full catalogue, fused: the same values and gradients as
+    `cross_entropy(head(state), actions)`, with far fewer passes over memory.
+
+    Both passes walk the catalogue in blocks of items small enough to stay in cache. Forward: each block's logits
+    are computed, shifted by the block's row maximum and exponentiated in place (kept for backward); the
+    log-sum-exp combines the blocks' sums. Backward: each saved block times exp(block max - lse) * grad is the
+    softmax part of the gradient; the one-hot part is subtracted at the targets; the block then feeds the two
+    gradient products while still in cache. (The generic path writes logits, log-softmax, a one-hot gradient and
+    the log-softmax gradient: several full passes over the [B, n] matrix.)
+    """
+
+    CHUNK = 2048
+
+    @staticmethod
+    def forward(ctx, state, weight, bias, actions):
+        n = weight.size(0)
+        exp_logits = torch.empty(state.size(0), n, dtype=state.dtype, device=state.device)
+        block_max, block_sum = [], []
+        for lo in range(0, n, _HeadCrossEntropy.CHUNK):
+            block = exp_logits[:, lo : lo + _HeadCrossEntropy.CHUNK]
+            torch.addmm(bias[lo : lo + _HeadCrossEntropy.CHUNK], state, weight[lo : lo + _HeadCrossEntropy.CHUNK].t(), out=block)
+            top = block.amax(1, keepdim=True)
+            block.sub_(top).exp_()
+            block_max.append(top)
+            block_sum.append(block.sum(1, keepdim=True))
+        block_max, block_sum = torch.cat(block_max, 1), torch.cat(block_sum, 1)  # [B, blocks]
+        row_max = block_max.amax(1, keepdim=True)
+        lse = (row_max + torch.log((block_sum * torch.exp(block_max - row_max)).sum(1, keepdim=True))).squeeze(1)
+        target_logit = state.mul(weight[actions]).sum(1) + bias[actions]
+        ctx.save_for_backward(state, weight, exp_logits, block_max, lse, actions)
+        return lse - target_logit
+
+    @staticmethod
+    def backward(ctx, grad_ce):
+        state, weight, exp_logits, block_max, lse, actions = ctx.saved_tensors
+        grad_state = torch.zeros_like(state)
+        grad_weight = torch.empty_like(weight)
+        grad_bias = torch.empty(weight.size(0), dtype=weight.dtype, device=weight.device)
+        rows = torch.arange(state.size(0), device=state.device)
+        scale = torch.exp(block_max - lse.unsqueeze(1)) * grad_ce.unsqueeze(1)  # [B, blocks]
+        for b, lo in enumerate(range(0, weight.size(0), _HeadCrossEntropy.CHUNK)):
+            hi = min(lo + _HeadCrossEntropy.CHUNK, weight.size(0))
+            block = exp_logits[:, lo:hi]  # d CE / d logits = (softmax - onehot) * grad, built in place
+            block.mul_(scale[:, b : b + 1])
+            inside = (actions >= lo) & (actions < hi)
+            block[rows[inside], actions[inside] - lo] -= grad_ce[inside]
+            torch.mm(block.t(), state, out=grad_weight[lo:hi])
+            torch.sum(block, dim=0, out=grad_bias[lo:hi])
+            grad_state.addmm_(block, weight[lo:hi])
+        return grad_state, grad_weight, grad_bias, None
+
+
+def head_cross_entropy(state: torch.Tensor, head: torch.nn.Linear, actions: torch.Tensor) -> torch.Tensor:
+    """Per-row CE of the supervised head (`cross_entropy(head(state), actions)`), fused for speed."""
+    return _HeadCrossEntropy.apply(state, head.weight, head.bias, actions)
+
+
 def double_q_td(q_sa: torch.Tensor, reward: torch.Tensor, discount: torch.Tensor, q_target_selected: torch.Tensor) -> torch.Tensor:
     """Double Q-learning TD loss per row (TRFL's double_qlearning): 0.5 * (r + discount * Q_target(s', a*) - Q_main(s, a))^2.
 
@@ -116,8 +174,7 @@ class StepContext:
     @property
     def ce(self) -> torch.Tensor:
         if "ce" not in self._cache:
-            logits = self.main.supervised(self.state)
-            self._cache["ce"] = cross_entropy(logits, self.batch.action)
+            self._cache["ce"] = head_cross_entropy(self.state, self.main.supervised, self.batch.action)
         return self._cache["ce"]
 
     @property
@@ -148,7 +205,7 @@ class StepContext:
         """Double-Q TD loss of the logged (positive) action; bootstrap zeroed when done."""
         b, cfg = self.batch, self.cfg
         with torch.no_grad():
-            selector = self.main.q(self.main(b.next_state, b.len_next_state)).argmax(dim=1)
+            selector = self.main.q.argmax(self.main(b.next_state, b.len_next_state))
             q_next = self.target.q.at(self.target_states()[0], selector)
         discount = cfg.gamma * (~b.done).to(q_next.dtype)
         return double_q_td(self.q_pos, self.reward, discount, q_next)
@@ -168,7 +225,7 @@ class StepContext:
                 selector_state = self.state.detach()
             else:  # the authors' code runs a separate forward pass (new dropout mask) for the selector
                 selector_state = self.main(b.state, b.len_state)
-            selector = self.main.q(selector_state).argmax(dim=1)
+            selector = self.main.q.argmax(selector_state)
             q_current = self.target.q.at(self.target_states()[1], selector)
         return negative_td(self.q_neg, cfg.r_negative, cfg.gamma, q_current)
 

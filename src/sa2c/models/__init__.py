@@ -27,6 +27,30 @@ class Head(nn.Linear):
         nn.init.xavier_uniform_(self.weight)
         nn.init.zeros_(self.bias)
 
+    def argmax(self, state: torch.Tensor, chunk: int = 2048) -> torch.Tensor:
+        """argmax over the catalogue of the scores, in item blocks that stay in cache (no autograd).
+
+        Equals `self(state).argmax(1)` without writing the [B, n] score matrix: a first pass keeps each row's best
+        block by its maximum (`amax` is ~10x faster than `max` with indices on CPUs), a second recomputes only that
+        block for the row and takes its argmax.
+        """
+        with torch.no_grad():
+            rows = state.size(0)
+            best = torch.full((rows,), -torch.inf, dtype=state.dtype, device=state.device)
+            best_block = torch.zeros(rows, dtype=torch.long, device=state.device)
+            for block, lo in enumerate(range(0, self.out_features, chunk)):
+                top = torch.addmm(self.bias[lo : lo + chunk], state, self.weight[lo : lo + chunk].t()).amax(1)
+                better = top > best
+                best = torch.where(better, top, best)
+                best_block.masked_fill_(better, block)
+            index = torch.empty(rows, dtype=torch.long, device=state.device)
+            for block in best_block.unique().tolist():
+                members = (best_block == block).nonzero().squeeze(1)
+                lo = block * chunk
+                scores = torch.addmm(self.bias[lo : lo + chunk], state[members], self.weight[lo : lo + chunk].t())
+                index[members] = scores.argmax(1) + lo
+            return index
+
     def at(self, state: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         """Scores of one action per row, [B], without the full-catalogue product (a gather and a dot product)."""
         return (state * self.weight[actions]).sum(-1) + self.bias[actions]
