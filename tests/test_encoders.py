@@ -73,3 +73,20 @@ def test_caser_ignores_lengths_and_dropout_is_active_in_training():
     a = enc(states, lengths)
     torch.manual_seed(2)
     assert not torch.allclose(a, enc(states, lengths))
+
+
+def test_dropout_keeps_the_right_share_and_scales():
+    from sa2c.models.common import Dropout
+
+    torch.manual_seed(0)
+    drop = Dropout(0.1).train()
+    out = drop(torch.ones(200_000))
+    kept = out > 0
+    assert abs(kept.float().mean().item() - 0.9) < 0.003
+    assert torch.allclose(out[kept], torch.full((int(kept.sum()),), 1 / 0.9))
+    x = torch.randn(5, 7, requires_grad=True)
+    drop(x).sum().backward()  # gradient is the mask times the scale
+    grads = x.grad.unique().tolist()
+    assert all(g == 0.0 or g == pytest.approx(1 / 0.9) for g in grads)
+    drop.eval()
+    assert torch.equal(drop(x), x)

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from sa2c.models.common import item_embedding, padding_mask
+from sa2c.models.common import Dropout, item_embedding, padding_mask
 
 
 class CaserEncoder(nn.Module):
@@ -23,7 +23,7 @@ class CaserEncoder(nn.Module):
         # A horizontal filter of height h over the full width is a 1-D convolution over time with `dim` channels.
         self.horizontal = nn.ModuleList(nn.Conv1d(dim, n_horizontal, h) for h in heights if h <= history)
         self.vertical = nn.Conv1d(history, n_vertical, 1)  # weights over the `history` positions
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.output_dim = n_horizontal * len(self.horizontal) + n_vertical * dim
 
     def forward(self, states: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from sa2c.models.common import item_embedding, padding_mask, state_at
+from sa2c.models.common import Dropout, item_embedding, padding_mask, state_at
 
 # The authors' code masks with a large finite negative (-2**32 + 1), not -inf: a query with no visible key (the
 # all-padding empty history) then gets uniform weights instead of NaN, and is zeroed by the query mask anyway.
@@ -27,7 +27,7 @@ class CausalSelfAttention(nn.Module):
         self.query = nn.Linear(dim, dim)
         self.key = nn.Linear(dim, dim)
         self.value = nn.Linear(dim, dim)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.scale = 1.0 / math.sqrt(dim)
 
     def forward(self, queries: torch.Tensor, keys: torch.Tensor, key_mask: torch.Tensor) -> torch.Tensor:
@@ -48,13 +48,13 @@ class SASRecEncoder(nn.Module):
         self.embedding = item_embedding(n_items, dim)
         self.position = nn.Embedding(history, dim)
         nn.init.normal_(self.position.weight, 0.0, 0.01)
-        self.input_dropout = nn.Dropout(dropout)
+        self.input_dropout = Dropout(dropout)
         self.attention_norm = nn.LayerNorm(dim)
         self.attention = CausalSelfAttention(dim, dropout)
         self.ffn_norm = nn.LayerNorm(dim)
         self.ffn1 = nn.Linear(dim, dim)  # a 1x1 convolution over positions is a linear map per position
         self.ffn2 = nn.Linear(dim, dim)
-        self.ffn_dropout = nn.Dropout(dropout)
+        self.ffn_dropout = Dropout(dropout)
         self.final_norm = nn.LayerNorm(dim)
         self.output_dim = dim
 
