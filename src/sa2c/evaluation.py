@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from sa2c.config import KS
+from sa2c.models.common import item_block
 
 Metrics = dict[str, dict[str, float | int | None]]
 
@@ -32,12 +33,13 @@ def target_ranks(scores: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     return torch.where(torch.isnan(target_scores.squeeze(1)), scores.size(1), ranks)
 
 
-def head_target_ranks(state: torch.Tensor, head, targets: torch.Tensor, chunk: int = 2048) -> torch.Tensor:
+def head_target_ranks(state: torch.Tensor, head, targets: torch.Tensor, chunk: int | None = None) -> torch.Tensor:
     """`target_ranks(head(state), targets)` without writing the [B, n] score matrix.
 
     Walks the catalogue in blocks of items that stay in cache, counting per row the items that score >= the
     target's score. The target itself is counted exactly once whatever the rounding of the two products.
     """
+    chunk = chunk or item_block(state.device, head.out_features)
     target_scores = head.at(state, targets)
     ranks = torch.zeros(state.size(0), dtype=torch.int64, device=state.device)
     rows = torch.arange(state.size(0), device=state.device)

@@ -24,6 +24,7 @@ from torch.nn import functional as F
 
 from sa2c.config import TrainConfig
 from sa2c.models import RecommenderNetwork
+from sa2c.models.common import item_block
 
 
 @dataclass
@@ -58,16 +59,15 @@ class _HeadCrossEntropy(torch.autograd.Function):
     the log-softmax gradient: several full passes over the [B, n] matrix.)
     """
 
-    CHUNK = 2048
-
     @staticmethod
     def forward(ctx, state, weight, bias, actions):
         n = weight.size(0)
+        chunk = item_block(state.device, n)
         exp_logits = torch.empty(state.size(0), n, dtype=state.dtype, device=state.device)
         block_max, block_sum = [], []
-        for lo in range(0, n, _HeadCrossEntropy.CHUNK):
-            block = exp_logits[:, lo : lo + _HeadCrossEntropy.CHUNK]
-            torch.addmm(bias[lo : lo + _HeadCrossEntropy.CHUNK], state, weight[lo : lo + _HeadCrossEntropy.CHUNK].t(), out=block)
+        for lo in range(0, n, chunk):
+            block = exp_logits[:, lo : lo + chunk]
+            torch.addmm(bias[lo : lo + chunk], state, weight[lo : lo + chunk].t(), out=block)
             top = block.amax(1, keepdim=True)
             block.sub_(top).exp_()
             block_max.append(top)
@@ -87,8 +87,9 @@ class _HeadCrossEntropy(torch.autograd.Function):
         grad_bias = torch.empty(weight.size(0), dtype=weight.dtype, device=weight.device)
         rows = torch.arange(state.size(0), device=state.device)
         scale = torch.exp(block_max - lse.unsqueeze(1)) * grad_ce.unsqueeze(1)  # [B, blocks]
-        for b, lo in enumerate(range(0, weight.size(0), _HeadCrossEntropy.CHUNK)):
-            hi = min(lo + _HeadCrossEntropy.CHUNK, weight.size(0))
+        chunk = item_block(state.device, weight.size(0))
+        for b, lo in enumerate(range(0, weight.size(0), chunk)):
+            hi = min(lo + chunk, weight.size(0))
             block = exp_logits[:, lo:hi]  # d CE / d logits = (softmax - onehot) * grad, built in place
             block.mul_(scale[:, b : b + 1])
             inside = (actions >= lo) & (actions < hi)

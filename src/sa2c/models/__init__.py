@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from sa2c.models.caser import CaserEncoder
+from sa2c.models.common import item_block
 from sa2c.models.gru import GRUEncoder
 from sa2c.models.nextitnet import NextItNetEncoder
 from sa2c.models.sasrec import SASRecEncoder
@@ -27,13 +28,14 @@ class Head(nn.Linear):
         nn.init.xavier_uniform_(self.weight)
         nn.init.zeros_(self.bias)
 
-    def argmax(self, state: torch.Tensor, chunk: int = 2048) -> torch.Tensor:
+    def argmax(self, state: torch.Tensor, chunk: int | None = None) -> torch.Tensor:
         """argmax over the catalogue of the scores, in item blocks that stay in cache (no autograd).
 
         Equals `self(state).argmax(1)` without writing the [B, n] score matrix: a first pass keeps each row's best
         block by its maximum (`amax` is ~10x faster than `max` with indices on CPUs), a second recomputes only that
         block for the row and takes its argmax.
         """
+        chunk = chunk or item_block(state.device, self.out_features)
         with torch.no_grad():
             rows = state.size(0)
             best = torch.full((rows,), -torch.inf, dtype=state.dtype, device=state.device)

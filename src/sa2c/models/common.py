@@ -18,6 +18,12 @@ def padding_mask(states: torch.Tensor, n_items: int) -> torch.Tensor:
     return (states != n_items).unsqueeze(-1).to(torch.get_default_dtype())
 
 
+def item_block(device: torch.device, n_items: int) -> int:
+    """Items per block for the blockwise full-catalogue products: small enough to stay in a CPU's cache; on a GPU
+    one block (the whole catalogue), since there kernel launches, not memory passes, are the cost."""
+    return 2048 if device.type == "cpu" else n_items
+
+
 def state_at(sequence: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     """Output of a [B, T, D] sequence at position lengths - 1 (lengths >= 1; an empty history has length 1)."""
     index = (lengths - 1).view(-1, 1, 1).expand(-1, 1, sequence.size(-1))
