@@ -134,7 +134,8 @@ def _names(requirements):
 
 def test_environment_yml_agrees_with_pyproject():
     project = tomllib.load(open(ROOT / "pyproject.toml", "rb"))["project"]
-    wanted = _names(project["dependencies"] + project["optional-dependencies"]["test"])
+    extras = project["optional-dependencies"]
+    wanted = _names(project["dependencies"] + extras["test"] + extras["slurm"])  # environment.yml has the extras too
     env = yaml.safe_load(open(ROOT / "environment.yml"))["dependencies"]
     listed = [d for d in env if isinstance(d, str)] + [p for d in env if isinstance(d, dict) for p in d["pip"]]
     have = _names([d for d in listed if not d.startswith(("python", "pip"))] + [d for d in listed if d.startswith("pip:")])

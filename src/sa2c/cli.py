@@ -7,6 +7,7 @@ lazy so that data and report jobs do not pay for importing torch.
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import logging
 import sys
@@ -48,17 +49,40 @@ def cmd_folds(args: argparse.Namespace) -> None:
     make_folds(Path(args.events), Path(args.out_dir), seed=args.seed)
 
 
+def _train_specs(text: str) -> dict[int, dict]:
+    """--spec of `train`: JSON {seed: TrainConfig fields}, each checked here so a bad value is one clear message."""
+    from sa2c.config import TrainConfig
+
+    try:
+        specs = json.loads(text)
+    except ValueError as err:
+        raise UserError(f"--spec is not valid JSON ({err})") from None
+    if not isinstance(specs, dict) or not specs:
+        raise UserError("--spec must be a JSON object {seed: training config}")
+    checked = {}
+    for seed, spec in specs.items():
+        try:
+            checked[int(seed)] = spec
+            TrainConfig.from_dict(spec)
+        except (TypeError, ValueError) as err:
+            raise UserError(f"--spec, seed {seed}: {err}") from None
+    return checked
+
+
 def cmd_train(args: argparse.Namespace) -> None:
+    specs = _train_specs(args.spec)
+    try:
+        folds = [int(f) for f in args.folds.split(",")]
+    except ValueError:
+        raise UserError(f"--folds {args.folds!r}: expected comma-separated fold numbers, like 0,1,2") from None
     from sa2c.train import train_group
 
-    specs = json.loads(args.spec)
-    folds = [int(f) for f in args.folds.split(",")]
     train_group(
         data_dir=Path(args.data_dir),
         run_dir=Path(args.run_dir),
         log_dir=Path(args.log_dir),
         folds=folds,
-        specs={int(seed): spec for seed, spec in specs.items()},
+        specs=specs,
         code_hash=args.code_hash,
         threads=args.threads,
     )
@@ -70,10 +94,55 @@ def cmd_aggregate(args: argparse.Namespace) -> None:
     write_metrics_csv([Path(p) for p in args.inputs], Path(args.out))
 
 
+def check_runs_match_config(config: dict, inputs: list[str]) -> None:
+    """Refuse runs whose recorded identity is not what this config and code would produce.
+
+    Snakemake reruns a training job when its config or code hash changes, but only when it has a record of the earlier
+    run (.snakemake/metadata); results copied from another directory, or a removed .snakemake/, would otherwise be
+    reported as if they came from the current config and code. (Changed data is caught by file times.)
+    """
+    from sa2c.codehash import code_hash
+    from sa2c.config import NON_IDENTITY_KEYS, config_hash, resolve_train_config
+
+    current_code = code_hash("train")
+    stale = []
+    for name in dict.fromkeys(inputs):  # a run may serve several rows
+        path = Path(name)
+        if path.name != "metrics.json":
+            continue
+        try:
+            data = json.loads(path.read_text())
+            run, identity = data["run"], data["identity"]
+            cfg = resolve_train_config(config, run["dataset"], run["encoder"], run["method"], int(run["seed"]))
+        except (OSError, ValueError, KeyError, TypeError):
+            continue  # missing or malformed files are reported by the reader, with their own message
+        problems = []
+        if identity.get("config_hash") != config_hash(cfg):
+            recorded = data.get("config") if isinstance(data.get("config"), dict) else {}
+            wanted = cfg.to_dict()
+            keys = [k for k in wanted if k not in NON_IDENTITY_KEYS and recorded.get(k, "<missing>") != wanted[k]]
+            detail = ", ".join(f"{k}={recorded.get(k, '<missing>')!r} (config: {wanted[k]!r})" for k in keys[:4])
+            problems.append(f"made with another config ({detail or 'config hash differs'})")
+        if identity.get("code_hash") != current_code:
+            problems.append(f"made by other training code (code hash {identity.get('code_hash')!r}, now {current_code!r})")
+        if problems:
+            stale.append(f"{path}: " + " and ".join(problems))
+    if stale:
+        more = f" (and {len(stale) - 3} more)" if len(stale) > 3 else ""
+        raise UserError(
+            f"{len(stale)} run result(s) do not belong to this config and code: " + "; ".join(stale[:3]) + more
+            + ". Snakemake has no record that they are out of date (results copied from elsewhere, or .snakemake/ "
+            "removed). Retrain them: snakemake --forcerun train <target> (finished runs whose config, code and data "
+            "all match are reused, the others retrain), or delete those metrics.json files."
+        )
+
+
 def cmd_table(args: argparse.Namespace) -> None:
     from sa2c.report.tables import render_table
 
-    render_table(args.name, json.loads(args.config_json), [Path(p) for p in args.inputs], Path(args.out_tex), Path(args.out_csv))
+    config = json.loads(args.config_json)
+    check_runs_match_config(config, args.inputs)
+    render_table(args.name, config, [Path(p) for p in args.inputs], Path(args.out_tex), Path(args.out_csv))
 
 
 def cmd_document(args: argparse.Namespace) -> None:
@@ -91,7 +160,9 @@ def cmd_pdf(args: argparse.Namespace) -> None:
 def cmd_figure(args: argparse.Namespace) -> None:
     from sa2c.report.figures import render_figure
 
-    render_figure(args.name, json.loads(args.config_json), [Path(p) for p in args.inputs], Path(args.out_pdf), Path(args.out_png))
+    config = json.loads(args.config_json)
+    check_runs_match_config(config, args.inputs)
+    render_figure(args.name, config, [Path(p) for p in args.inputs], Path(args.out_pdf), Path(args.out_png))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -160,6 +231,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# File-system failures a user fixes on the machine, not in the code: say which path and what to do, without a traceback.
+_WRITE_ERRORS = {
+    errno.ENOSPC: "The disk is full: free space on it, or run the workflow on a larger disk "
+    "(snakemake --directory DIR); finished work is kept and an interrupted training run resumes from its checkpoint",
+    errno.EDQUOT: "The disk quota is exceeded: free space, or run the workflow elsewhere (snakemake --directory DIR)",
+    errno.EROFS: "The file system is read-only: run the workflow in a writable directory (snakemake --directory DIR)",
+    errno.EACCES: "No permission to read or write there: fix the folder's permissions, or run the workflow in a "
+    "directory you can write (snakemake --directory DIR)",
+    errno.EPERM: "Not permitted there: fix the folder's permissions, or run the workflow in a "
+    "directory you can write (snakemake --directory DIR)",
+}
+
+
 def main(argv: list[str] | None = None) -> int:
     _setup_logging()
     args = build_parser().parse_args(argv)
@@ -168,6 +252,12 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as err:
         log.error("%s", err)
         return 2
+    except OSError as err:
+        if err.errno not in _WRITE_ERRORS:
+            raise
+        where = err.filename if err.filename is not None else "(path unknown)"
+        log.error("%s: %s. %s.", where, err.strerror, _WRITE_ERRORS[err.errno])
+        return 3
     return 0
 
 

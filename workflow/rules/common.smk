@@ -103,6 +103,30 @@ def workflow_config_json(wildcards):
     return json.dumps(config, sort_keys=True)
 
 
+def gpu_visible():
+    """Whether this machine shows an NVIDIA GPU (cheap: no torch import; CUDA_VISIBLE_DEVICES="" or -1 hides them)."""
+    import glob
+    import os
+
+    if os.environ.get("CUDA_VISIBLE_DEVICES", "x").strip() in ("", "-1"):
+        return False
+    return bool(glob.glob("/dev/nvidia[0-9]*"))
+
+
+GPU_VISIBLE = gpu_visible()
+
+
+def train_gpus(wildcards):
+    """GPUs a training job takes (resource `gpu`): 1 if its runs use a GPU (device cuda, or auto on a machine with
+    one), else 0. Local runs limit GPU jobs with `--resources gpu=N` (workflow/profiles/default); a cluster profile
+    sets it (workflow/profiles/slurm: 1 per training job, as the login node may have none)."""
+    devices = {
+        grid.resolve_train_config(config, wildcards.dataset, wildcards.encoder, wildcards.method, seed).device
+        for seed in SEEDS
+    }
+    return int("cuda" in devices or ("auto" in devices and GPU_VISIBLE))
+
+
 def figure_inputs(wildcards):
     return run_metrics(RUNS[wildcards.figure])
 

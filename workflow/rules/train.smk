@@ -19,7 +19,7 @@ rule train:
         code=code_hash("train"),
     threads: config["train"].get("threads", 1)
     resources:
-        gpu=0,
+        gpu=train_gpus,
     shell:
         "{SA2C} train --data-dir results/data/{wildcards.dataset} --run-dir results/runs/{wildcards.dataset}/{wildcards.encoder}/{wildcards.method} "
         "--log-dir logs/runs/{wildcards.dataset}/{wildcards.encoder}/{wildcards.method} --folds {params.folds} "

@@ -12,6 +12,14 @@ timestamp, with a purchase after a click on equal timestamps (stable otherwise).
 
 Raw files are read with pandas' C parser and explicit dtypes. When that fails, a second, slower pass reads the file as
 text to name the first bad line, so every error message says which file and line to fix.
+
+Hostile input (tests/test_hostile_inputs.py): ids (sessions, items, transactions, RetailRocket timestamps) must be
+non-negative integers below 2**63, anything else is an error naming the line. Bytes that are not UTF-8 are read as
+U+FFFD: in a column that is used this makes the line invalid (an error naming it); in the columns that are not used
+(RC15 category, price, quantity) they are ignored. A UTF-8 byte-order mark is allowed; a UTF-16 file is an error
+saying so. Rows that repeat another row exactly (same session, item, event type and timestamp) are kept, as the
+filtering has no de-duplication step, and counted in a warning. Quoted fields and integers written as 5.0 are read
+as their values. A compressed file (gzip, 7z, zip, ...) where the unpacked one belongs is an error saying so.
 """
 
 from __future__ import annotations
@@ -77,12 +85,31 @@ RR_EVENTS_FILE = RawLayout(
 )
 
 
+_COMPRESSED = (
+    (b"\x1f\x8b", "gzip-compressed"),
+    (b"7z\xbc\xaf\x27\x1c", "7-Zip archive"),
+    (b"PK\x03\x04", "zip archive"),
+    (b"BZh", "bzip2-compressed"),
+    (b"\xfd7zXZ\x00", "xz-compressed"),
+)
+
+
 def _check_file(path: Path, layout: RawLayout, allow_empty: bool = False) -> bool:
     """Existence, emptiness and the first line's shape; returns False for an allowed empty file."""
     if not path.is_file():
         raise DataError(f"{path}: missing. Put the file there ({layout.where}; {layout.describe()}).")
     with open(path, "rb") as fh:
-        first = fh.readline().decode("utf-8", errors="replace").rstrip("\r\n")
+        raw_first = fh.readline()
+    for magic, kind in _COMPRESSED:
+        if raw_first.startswith(magic):
+            raise DataError(f"{path}: is a {kind} file, not text; unpack it and put the unpacked file there.")
+    if raw_first.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise DataError(f"{path}: is UTF-16 text (byte-order mark); save it as UTF-8 or ASCII text.")
+    if b"\x00" in raw_first[:4096]:
+        raise DataError(
+            f"{path}: line 1 has NUL bytes: a binary or UTF-16 file, not text; expected {layout.describe()}."
+        )
+    first = raw_first.decode("utf-8-sig", errors="replace").rstrip("\r\n")
     if not first.strip():
         if allow_empty and path.stat().st_size == 0:
             return False
@@ -104,8 +131,11 @@ def _invalid(values: pd.Series, kind: str) -> np.ndarray:
     if kind == "optional_int":
         present = values != ""
         return present.to_numpy() & _invalid(values.where(present, "0"), "int")
-    if kind == "int":
-        return ~values.str.fullmatch(r"\s*[+-]?\d+\s*").to_numpy(dtype=bool)
+    if kind == "int":  # non-negative, below 2**63 (19 digits at most, and no more than INT64_MAX with 19)
+        digits = values.str.strip().str.lstrip("+").str.lstrip("0").fillna("")
+        valid = values.str.fullmatch(r"\s*\+?\d+\s*").to_numpy(dtype=bool)
+        too_big = (digits.str.len() > 19) | ((digits.str.len() == 19) & (digits > str(INT64_MAX)))
+        return ~valid | too_big.to_numpy(dtype=bool)
     if kind == "iso_time":
         return pd.to_datetime(values, format="ISO8601", utc=True, errors="coerce").isna().to_numpy()
     if kind == "event":
@@ -129,6 +159,7 @@ def _first_bad_line(path: Path, layout: RawLayout) -> str | None:
         skiprows=1 if layout.header else 0,
         chunksize=CHUNK_ROWS,
         engine="c",
+        encoding_errors="replace",
     )
     first_line = 2 if layout.header else 1
     with reader:
@@ -154,18 +185,23 @@ def _first_bad_line(path: Path, layout: RawLayout) -> str | None:
                     invalid = np.flatnonzero(_invalid(values, kind))
                     if invalid.size:
                         value = values.iloc[invalid[0]]
-                        problems.append((ok[invalid[0]], f"has {column}={value!r}, not a valid {_KIND_NAMES[kind]}"))
+                        note = " (\ufffd stands for bytes that are not UTF-8 text)" if "\ufffd" in value else ""
+                        problems.append(
+                            (ok[invalid[0]], f"has {column}={value!r}, not a valid {_KIND_NAMES[kind]}{note}")
+                        )
             if problems:
                 row, problem = min(problems, key=lambda p: p[0])  # the first line; on it, the first column
                 return f"line {first_line + chunk.index[0] + row} {problem}"
     return None
 
 
+INT64_MAX = 2**63 - 1
+
 _KIND_NAMES = {
-    "int": "integer",
+    "int": "non-negative integer below 2**63",
     "iso_time": "ISO-8601 timestamp (like 2014-04-07T10:51:09.277Z)",
     "event": f"event ({'/'.join(RR_EVENTS)})",
-    "optional_int": "integer or empty",
+    "optional_int": "non-negative integer below 2**63, or empty",
 }
 
 
@@ -198,12 +234,13 @@ def read_raw(path: Path, layout: RawLayout, allow_empty: bool = False) -> dict[s
             },
             chunksize=CHUNK_ROWS,
             engine="c",
+            encoding_errors="replace",
         ) as reader:
             for chunk in reader:
                 for column, kind in layout.kinds.items():
                     parts[column].append(_convert(chunk[column], kind))
                 short_rows = short_rows or any(chunk[column].isna().any() for column in unused)
-    except (ValueError, pd.errors.ParserError) as err:  # EmptyDataError is a ValueError too
+    except (ValueError, OverflowError, pd.errors.ParserError) as err:  # EmptyDataError is a ValueError too
         raise _bad_input(path, layout, err) from None
     if short_rows:  # or merely empty trailing fields, which are fine: only the text pass can tell
         where = _first_bad_line(path, layout)
@@ -224,11 +261,17 @@ def _convert(values: pd.Series, kind: str) -> np.ndarray:
         if not values.isin(RR_EVENTS).all():
             raise ValueError("unknown event")
         return values.astype(str).to_numpy()
-    if kind == "optional_int":
-        if (values.dropna() % 1 != 0).any():
+    if kind == "optional_int":  # read as float64: missing -> NaN, kept as -1
+        present = values.dropna()
+        if (present % 1 != 0).any():
             raise ValueError("non-integer transaction id")
+        if (present < 0).any() or (present >= 2.0**63).any():
+            raise ValueError("transaction id out of range (must be a non-negative integer below 2**63)")
         return values.fillna(-1).to_numpy(dtype=np.int64)
-    return values.to_numpy(dtype=np.int64)
+    array = values.to_numpy(dtype=np.int64)
+    if (array < 0).any():
+        raise ValueError("negative id")
+    return array
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -397,6 +440,19 @@ def load_and_filter(spec: dict, raw_dir: Path) -> tuple[dict[str, np.ndarray], d
     raise DataError(f"dataset spec: format={fmt!r} is not one of rc15, retailrocket")
 
 
+def count_duplicate_events(arrays: dict[str, np.ndarray]) -> int:
+    """Events equal to another in session, item, is_buy and timestamp (each group counts all but one)."""
+    columns = [arrays[key] for key in ("session", "timestamp", "is_buy", "item")]
+    if len(columns[0]) < 2:
+        return 0
+    order = np.lexsort(columns[::-1])
+    same = np.ones(len(order) - 1, dtype=bool)
+    for column in columns:
+        ordered = column[order]
+        same &= ordered[1:] == ordered[:-1]
+    return int(np.count_nonzero(same))
+
+
 def preprocess(spec: dict, raw_dir: Path, out_dir: Path) -> None:
     raw_dir, out_dir = Path(raw_dir), Path(out_dir)
     events, dropped = load_and_filter(spec, raw_dir)
@@ -408,6 +464,13 @@ def preprocess(spec: dict, raw_dir: Path, out_dir: Path) -> None:
     arrays["timestamp"] = arrays["timestamp"].astype(np.int64)
     arrays["n_items"] = np.int64(events["n_items"])
 
+    duplicates = count_duplicate_events(arrays)
+    if duplicates:
+        log.warning(
+            "%d events repeat another event exactly (same session, item, event type and timestamp); they are kept, "
+            "as the filtering has no de-duplication step",
+            duplicates,
+        )
     stats = dataset_stats(arrays, spec["format"], dropped)
     if stats["purchases"] == 0:
         log.warning("no purchases left after filtering: purchase metrics will be reported as not defined")
