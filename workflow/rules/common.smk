@@ -1,4 +1,5 @@
 # Helpers shared by the rules: the run grid (from src/sa2c/config.py), code hashes, paths.
+import os
 import sys
 from pathlib import Path
 
@@ -19,8 +20,12 @@ VARIANTS = grid.method_variants(config)
 RUNS = grid.experiment_runs(config)
 TABLES = ["table1", "table2", "table3", "table4", "table5", "table6", "paper_vs_run"]
 FIGURES = ["figure2", "figure3", "figure4"]
-# The environment's interpreter for the `sa2c` entry point, whatever shell Snakemake spawns.
-SA2C = f"{sys.executable} -m sa2c.cli"
+# Jobs run the package as `python -m sa2c.cli`: with the interpreter that runs Snakemake (the project's .venv, put
+# first on PATH here), or, under --use-conda, with the rule's conda env (environment.yml), which finds the package
+# through PYTHONPATH.
+os.environ["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(Path(workflow.basedir) / "src"), os.environ.get("PYTHONPATH")]))
+CONDA_ENV = "../../environment.yml"
 
 
 def regex_escape(text):

@@ -9,8 +9,10 @@ rule raw_rc15:
         "logs/raw/{dataset}.log",
     params:
         spec=raw_spec,
+    conda:
+        CONDA_ENV
     shell:
-        "{SA2C} raw --dataset {wildcards.dataset} --spec {params.spec:q} --out-dir resources/raw/{wildcards.dataset} > {log:q} 2>&1"
+        "python -m sa2c.cli raw --dataset {wildcards.dataset} --spec {params.spec:q} --out-dir resources/raw/{wildcards.dataset} > {log:q} 2>&1"
 
 
 rule raw_retailrocket:
@@ -20,8 +22,10 @@ rule raw_retailrocket:
         "logs/raw/{dataset}.log",
     params:
         spec=raw_spec,
+    conda:
+        CONDA_ENV
     shell:
-        "{SA2C} raw --dataset {wildcards.dataset} --spec {params.spec:q} --out-dir resources/raw/{wildcards.dataset} > {log:q} 2>&1"
+        "python -m sa2c.cli raw --dataset {wildcards.dataset} --spec {params.spec:q} --out-dir resources/raw/{wildcards.dataset} > {log:q} 2>&1"
 
 
 rule preprocess:
@@ -35,8 +39,10 @@ rule preprocess:
     params:
         spec=dataset_spec,
         code=code_hash("data"),
+    conda:
+        CONDA_ENV
     shell:
-        "{SA2C} preprocess --dataset {wildcards.dataset} --spec {params.spec:q} --raw-dir resources/raw/{wildcards.dataset} "
+        "python -m sa2c.cli preprocess --dataset {wildcards.dataset} --spec {params.spec:q} --raw-dir resources/raw/{wildcards.dataset} "
         "--out-dir results/data/{wildcards.dataset} > {log:q} 2>&1"
 
 
@@ -50,5 +56,7 @@ rule folds:
     params:
         seed=config["splits"].get("seed", 0),
         code=code_hash("data"),
+    conda:
+        CONDA_ENV
     shell:
-        "{SA2C} folds --events {input:q} --out-dir results/data/{wildcards.dataset} --seed {params.seed} > {log:q} 2>&1"
+        "python -m sa2c.cli folds --events {input:q} --out-dir results/data/{wildcards.dataset} --seed {params.seed} > {log:q} 2>&1"

@@ -10,8 +10,10 @@ rule aggregate:
         "logs/report/aggregate.log",
     params:
         code=code_hash("report"),
+    conda:
+        CONDA_ENV
     shell:
-        "{SA2C} aggregate --out {output:q} {input:q} > {log:q} 2>&1"
+        "python -m sa2c.cli aggregate --out {output:q} {input:q} > {log:q} 2>&1"
 
 
 rule table:
@@ -25,8 +27,10 @@ rule table:
     params:
         config=workflow_config_json,
         code=code_hash("report"),
+    conda:
+        CONDA_ENV
     shell:
-        "{SA2C} table --name {wildcards.table} --config-json {params.config:q} --out-tex {output.tex:q} "
+        "python -m sa2c.cli table --name {wildcards.table} --config-json {params.config:q} --out-tex {output.tex:q} "
         "--out-csv {output.csv:q} {input:q} > {log:q} 2>&1"
 
 
@@ -39,8 +43,10 @@ rule tables_document:
         "logs/report/tables_document.log",
     params:
         code=code_hash("report"),
+    conda:
+        CONDA_ENV
     shell:
-        "{SA2C} document --out {output:q} {input:q} > {log:q} 2>&1"
+        "python -m sa2c.cli document --out {output:q} {input:q} > {log:q} 2>&1"
 
 
 rule tables_pdf:
@@ -52,8 +58,10 @@ rule tables_pdf:
         "logs/report/tables_pdf.log",
     params:
         code=code_hash("report"),
+    conda:
+        CONDA_ENV
     shell:
-        "{SA2C} pdf --tex {input:q} --out {output:q} > {log:q} 2>&1"
+        "python -m sa2c.cli pdf --tex {input:q} --out {output:q} > {log:q} 2>&1"
 
 
 rule figure:
@@ -67,6 +75,8 @@ rule figure:
     params:
         config=workflow_config_json,
         code=code_hash("report"),
+    conda:
+        CONDA_ENV
     shell:
-        "{SA2C} figure --name {wildcards.figure} --config-json {params.config:q} --out-pdf {output.pdf:q} "
+        "python -m sa2c.cli figure --name {wildcards.figure} --config-json {params.config:q} --out-pdf {output.pdf:q} "
         "--out-png {output.png:q} {input:q} > {log:q} 2>&1"

@@ -20,7 +20,9 @@ rule train:
     threads: config["train"].get("threads", 1)
     resources:
         gpu=train_gpus,
+    conda:
+        CONDA_ENV
     shell:
-        "{SA2C} train --data-dir results/data/{wildcards.dataset} --run-dir results/runs/{wildcards.dataset}/{wildcards.encoder}/{wildcards.method} "
+        "python -m sa2c.cli train --data-dir results/data/{wildcards.dataset} --run-dir results/runs/{wildcards.dataset}/{wildcards.encoder}/{wildcards.method} "
         "--log-dir logs/runs/{wildcards.dataset}/{wildcards.encoder}/{wildcards.method} --folds {params.folds} "
         "--spec {params.spec:q} --code-hash {params.code} --threads {threads} > {log:q} 2>&1"
