@@ -1,10 +1,8 @@
 """Training on generated data: learning happens for every encoder, runs are deterministic and resumable."""
 
 import json
-from pathlib import Path
 
 import pytest
-import torch
 
 from sa2c.config import TrainConfig
 from sa2c.data.preprocess import preprocess

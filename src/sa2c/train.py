@@ -15,10 +15,7 @@ import contextlib
 import copy
 import hashlib
 import logging
-import math
-import os
 import platform
-import shutil
 import time
 from pathlib import Path
 

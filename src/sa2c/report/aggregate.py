@@ -108,6 +108,15 @@ def _check_unique(paths: dict[tuple, Path], run: dict[str, Any], path: Path) -> 
     paths[key] = path
 
 
+def _unique_runs(inputs: Iterable[str | Path]):
+    """(path, metrics.json content, run key) of each input, checking that no run appears twice."""
+    seen: dict[tuple, Path] = {}
+    for path in map(Path, inputs):
+        data = read_run(path)
+        _check_unique(seen, data["run"], path)
+        yield path, data, tuple(data["run"][k] for k in RUN_COLS)
+
+
 def load_runs(inputs: Iterable[str | Path]) -> pd.DataFrame:
     """Tidy frame of every run's final metrics: one row per run x head x split x event x metric.
 
@@ -115,12 +124,7 @@ def load_runs(inputs: Iterable[str | Path]) -> pd.DataFrame:
     defined (its event type has no events in the split) is NaN; each event's event count is the metric "n".
     """
     rows: list[tuple] = []
-    seen: dict[tuple, Path] = {}
-    for path in map(Path, inputs):
-        data = read_run(path)
-        run = data["run"]
-        _check_unique(seen, run, path)
-        ident = tuple(run[k] for k in RUN_COLS)
+    for path, data, ident in _unique_runs(inputs):
         for split in SPLITS:
             for head in data["heads"]:
                 for event, metric, value in _block_rows(data[split][head]):
@@ -136,12 +140,7 @@ def load_curves(inputs: Iterable[str | Path]) -> pd.DataFrame:
     metric, value.
     """
     rows: list[tuple] = []
-    seen: dict[tuple, Path] = {}
-    for path in map(Path, inputs):
-        data = read_run(path)
-        run = data["run"]
-        _check_unique(seen, run, path)
-        ident = tuple(run[k] for k in RUN_COLS)
+    for path, data, ident in _unique_runs(inputs):
         curve = data.get("validation_curve")
         if not isinstance(curve, list):
             raise _fail(path, "'validation_curve' is missing or not a list")

@@ -239,7 +239,6 @@ def offpolicy_table_spec(config: dict) -> TableSpec:
 
 def negative_reward_table_spec(config: dict) -> TableSpec:
     """Table 6: one row per negative reward r_negative (GRU, RC15 role)."""
-    variants = grid.method_variants(config)
     nr = config["experiments"]["negative_reward"]
     info = dataset_info(config, "rc15")
     rows = []
