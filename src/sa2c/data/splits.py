@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sa2c.data.transitions import build_transitions, select
+from sa2c.data.transitions import build_transitions, load_npz, select
 from sa2c.errors import DataError
 from sa2c.io import save_npz
 
@@ -25,18 +25,7 @@ EVENT_KEYS = ("session", "item", "is_buy", "n_items")
 
 
 def load_events(path: Path) -> dict[str, np.ndarray]:
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: missing; run the preprocess step first (`sa2c preprocess`)")
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            events = {key: npz[key] for key in npz.files}
-    except (OSError, ValueError) as err:
-        raise DataError(f"{path}: unreadable ({err}); delete it and rerun the preprocess step") from None
-    missing = [key for key in EVENT_KEYS if key not in events]
-    if missing:
-        raise DataError(f"{path}: missing array(s) {', '.join(missing)}; rerun the preprocess step")
-    return events
+    return load_npz(path, EVENT_KEYS, "run the preprocess step (`sa2c preprocess`)")
 
 
 def session_shards(n_sessions: int, seed: int) -> np.ndarray:

@@ -80,20 +80,24 @@ def select(transitions: dict[str, np.ndarray], rows: np.ndarray) -> dict[str, np
     return {key: value[rows] for key, value in transitions.items()}
 
 
-def _load_split(path: Path) -> dict[str, np.ndarray]:
+def load_npz(path: Path, required: tuple[str, ...], rebuild: str) -> dict[str, np.ndarray]:
+    """All arrays of an .npz file (no pickles), checking that `required` are there; `rebuild` says how to remake it."""
+    path = Path(path)
     if not path.is_file():
-        raise DataError(f"{path}: missing; rebuild the folds (the `folds` workflow rule, or `sa2c folds`)")
+        raise DataError(f"{path}: missing; {rebuild}")
     try:
         with np.load(path, allow_pickle=False) as npz:
             arrays = {key: npz[key] for key in npz.files}
     except (OSError, ValueError) as err:
-        raise DataError(f"{path}: unreadable ({err}); delete it and rebuild the folds") from None
-    missing = [key for key in (*TRANSITION_KEYS, "n_items") if key not in arrays]
+        raise DataError(f"{path}: unreadable ({err}); delete it and {rebuild}") from None
+    missing = [key for key in required if key not in arrays]
     if missing:
-        raise DataError(
-            f"{path}: missing array(s) {', '.join(missing)}; it was written by other code, rebuild the folds"
-        )
+        raise DataError(f"{path}: missing array(s) {', '.join(missing)}; it was written by other code, {rebuild}")
     return arrays
+
+
+def _load_split(path: Path) -> dict[str, np.ndarray]:
+    return load_npz(path, (*TRANSITION_KEYS, "n_items"), "rebuild the folds (the `folds` workflow rule, or `sa2c folds`)")
 
 
 def load_fold(fold_dir: Path) -> dict:

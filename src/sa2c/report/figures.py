@@ -34,6 +34,14 @@ EVENT_TITLES = {"purchase": "Purchase", "click": "Click"}
 METRIC_TITLES = {"hr": "HR", "ndcg": "NDCG"}
 
 
+def _legend(fig, ax, n_runs: int) -> None:
+    """One legend under the panels: the lines of `ax` and the band's meaning."""
+    handles, labels = ax.get_legend_handles_labels()
+    handles.append(Patch(color="grey", alpha=0.2))
+    labels.append(BAND.format(n=n_runs))
+    fig.legend(handles, labels, loc="lower center", ncol=len(labels), frameon=False)
+
+
 def _dataset_title(info: DatasetInfo) -> str:
     return f"{info.name} (synthetic, {info.role_label} role)" if info.synthetic else f"{info.name} ({info.role_label})"
 
@@ -104,10 +112,7 @@ def figure_convergence(config: dict, inputs: list[Path]) -> Figure:
             ax.set_ylabel(f"{METRIC_TITLES[name]}@{k} (validation)")
             if i == 1:
                 ax.set_xlabel("training step")
-    handles, labels = axes[0, 0].get_legend_handles_labels()
-    handles.append(Patch(color="grey", alpha=0.2))
-    labels.append(BAND.format(n=len(pairs)))
-    fig.legend(handles, labels, loc="lower center", ncol=len(labels), frameon=False)
+    _legend(fig, axes[0, 0], len(pairs))
     fig.suptitle(f"Convergence on the validation split of {_dataset_title(info)}, supervised head\n(paper: Figure 2, RC15)")
     fig.tight_layout(rect=(0, 0.05, 1, 1))
     return fig
@@ -164,10 +169,7 @@ def figure_negatives(name: str, config: dict, inputs: list[Path]) -> Figure:
             ax.set_ylabel(f"{METRIC_TITLES[kind]}@k (test)")
             if i == 1:
                 ax.set_xlabel("number of negative samples |N| (log scale)")
-    handles, labels = axes[1, 0].get_legend_handles_labels()
-    handles.append(Patch(color="grey", alpha=0.2))
-    labels.append(BAND.format(n=len(pairs)))
-    fig.legend(handles, labels, loc="lower center", ncol=len(labels), frameon=False)
+    _legend(fig, axes[1, 0], len(pairs))
     model = method_row_label(variants, ns["encoder"], ns["method"])
     paper = {"figure3": "Figure 3, RC15", "figure4": "Figure 4, RetailRocket"}[name]
     fig.suptitle(f"{model} vs the number of negative samples on {_dataset_title(info)}\n"
