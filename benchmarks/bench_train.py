@@ -8,6 +8,11 @@ threads: the full-catalogue head products the method's mathematics needs, forwar
 - SQN, SAC: those 3 + the Q head on s' (argmax selector of the double-Q target): 4;
 - SNQN, SA2C: those 4 + the Q head on s (selector of the negatives' target): 5;
 - DQN: the two selectors: 2.
+Evaluation is timed twice on the same validation events: `eval ev/s` as the product runs it (a row leaves the
+catalogue scan once more than 20 items score above its target; how often depends on the model, so `hr@20` of the
+benchmark's briefly trained model is printed next to it) and `scan ev/s` with that cap off, every row scanned over
+the whole catalogue: the worst case, a model whose every target ranks in the top 20.
+
 Q-values at the logged action, the negatives, and the target network's value at the selected action are gathers
 and dot products, not full products, so they are not counted as unavoidable.
 
@@ -99,12 +104,16 @@ def bench_run(encoder: str, method: str, fold: dict, steps: int, threads: int, e
         valid = {k: v[:eval_events] for k, v in run.valid.items()}
         evaluate(run.nets[0], head, {k: v[:512] for k, v in valid.items()}, 1 / run.behaviour,
                  batch_size=cfg.eval_batch_size, reward_click=0.2, reward_buy=1.0)
-        _, eval_speed = evaluate(run.nets[0], head, valid, 1 / run.behaviour, batch_size=cfg.eval_batch_size,
-                                 reward_click=0.2, reward_buy=1.0)
+        metrics, eval_speed = evaluate(run.nets[0], head, valid, 1 / run.behaviour,
+                                       batch_size=cfg.eval_batch_size, reward_click=0.2, reward_buy=1.0)
+        full, scan_speed = evaluate(run.nets[0], head, valid, 1 / run.behaviour, batch_size=cfg.eval_batch_size,
+                                    reward_click=0.2, reward_buy=1.0, rank_cap=None)
+        assert full == metrics, "the rank cap changed a metric"
         state_dim = run.nets[0].encoder.output_dim
         device = run.device
     need = unavoidable_seconds(method, cfg.batch_size, state_dim, int(fold["n_items"]), device)
     return {"step_ms": step * 1e3, "transitions_per_s": cfg.batch_size / step, "eval_events_per_s": eval_speed,
+            "scan_events_per_s": scan_speed, "hr20": metrics["click"]["hr@20"],
             "unavoidable_ms": need * 1e3, "ratio": need / step}
 
 
@@ -162,14 +171,16 @@ def main() -> None:
 
     fold = load_fold(fold_dir)
     print(f"# {len(fold['train']['action'])} training transitions, {int(fold['n_items'])} items, "
-          f"{args.threads} threads, torch {torch.__version__}, device {'cuda' if torch.cuda.is_available() else 'cpu'}")
+          f"{args.threads} threads, torch {torch.__version__}, device {'cuda' if torch.cuda.is_available() else 'cpu'}, "
+          f"MKL_CBWR={os.environ.get('MKL_CBWR')}")
     print(f"{'encoder':10s} {'method':6s} {'step ms':>8s} {'trans/s':>9s} {'need ms':>8s} {'ratio':>6s} "
-          f"{'eval ev/s':>10s} {'peak MB':>8s}")
+          f"{'eval ev/s':>10s} {'hr@20':>6s} {'scan ev/s':>10s} {'peak MB':>8s}")
     for encoder in args.encoders.split(","):
         for method in args.methods.split(","):
             r = bench_run(encoder, method, fold, args.steps, args.threads, args.eval_events)
             print(f"{encoder:10s} {method:6s} {r['step_ms']:8.1f} {r['transitions_per_s']:9.0f} "
-                  f"{r['unavoidable_ms']:8.1f} {r['ratio']:6.2f} {r['eval_events_per_s']:10.0f} {peak_rss_mb():8.0f}",
+                  f"{r['unavoidable_ms']:8.1f} {r['ratio']:6.2f} {r['eval_events_per_s']:10.0f} {r['hr20']:6.3f} "
+                  f"{r['scan_events_per_s']:10.0f} {peak_rss_mb():8.0f}",
                   flush=True)
 
 

@@ -128,3 +128,22 @@ def test_blockwise_head_ranks_equal_full_score_ranks():
     with torch.no_grad():
         head.weight.zero_(), head.bias.fill_(0.5)
     assert head_target_ranks(state, head, targets, chunk=700).tolist() == [5000] * 100
+
+
+def test_capped_head_ranks_are_exact_up_to_the_cap_and_above_it_otherwise():
+    from sa2c.evaluation import head_target_ranks
+    from sa2c.models import Head
+
+    torch.manual_seed(1)
+    head = Head(8, 3000)
+    state = torch.randn(400, 8)
+    targets = torch.randint(0, 3000, (400,))
+    with torch.no_grad():  # half of the rows get a target that scores near the top
+        head.weight[targets[:200]] = state[:200] * torch.rand(200, 1) * 2
+    full = target_ranks(head(state), targets)
+    assert 50 < int((full <= 20).sum()) < 350  # both kinds of rows are present
+    for cap in (0, 1, 5, 20, 2999):
+        capped = head_target_ranks(state, head, targets, chunk=256, cap=cap)
+        low = full <= cap
+        assert torch.equal(capped[low], full[low]), cap
+        assert bool((capped[~low] > cap).all()) and bool((capped <= 3000).all()), cap

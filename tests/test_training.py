@@ -109,3 +109,22 @@ def test_methods_write_both_heads(fold, tmp_path):
         for head in heads:
             assert 0.0 <= result["test"][head]["click"]["hr@10"] <= 1.0
             assert result["test"][head]["all"]["n"] == len(fold["test"]["action"])
+
+
+def test_the_package_puts_mkl_in_reproducible_mode():
+    """Importing sa2c before any product sets MKL's strict reproducible mode (an explicit setting wins)."""
+    import os
+    import subprocess
+    import sys
+
+    import torch
+
+    code = "import sa2c, torch; torch.mm(torch.randn(8, 8), torch.randn(8, 8)); import os; print(os.environ['MKL_CBWR'])"
+    env = {k: v for k, v in os.environ.items() if k != "MKL_CBWR"} | {"MKL_VERBOSE": "1"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+    assert out.strip().splitlines()[-1] == "AUTO,STRICT"
+    if torch.backends.mkl.is_available():  # MKL reports the mode it ran the product in
+        assert "CNR:AUTO,STRICT" in out
+    env["MKL_CBWR"] = "COMPATIBLE"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+    assert out.strip().splitlines()[-1] == "COMPATIBLE"

@@ -121,6 +121,16 @@ def gpu_visible():
 GPU_VISIBLE = gpu_visible()
 
 
+def train_priority(wildcards):
+    """Longest training jobs first (the estimated cost of the group's runs), so that no long job is left running
+    alone at the end while the other cores idle."""
+    cost = sum(
+        grid.resolve_train_config(config, wildcards.dataset, wildcards.encoder, wildcards.method, seed).relative_cost()
+        for seed in SEEDS
+    )
+    return round(cost * len(FOLDS), 1)
+
+
 def train_gpus(wildcards):
     """GPUs a training job takes (resource `gpu`): 1 if its runs use a GPU (device cuda, or auto on a machine with
     one), else 0. Local runs limit GPU jobs with `--resources gpu=N` (workflow/profiles/default); a cluster profile

@@ -18,6 +18,7 @@ rule train:
         folds=",".join(map(str, FOLDS)),
         code=code_hash("train"),
     threads: config["train"].get("threads", 1)
+    priority: train_priority
     resources:
         gpu=train_gpus,
     conda:
