@@ -141,3 +141,18 @@ def test_environment_yml_agrees_with_pyproject():
     have = _names([d for d in listed if not d.startswith(("python", "pip"))] + [d for d in listed if d.startswith("pip:")])
     assert have == wanted
     assert wanted["torch"] == "torch==2.13.0" and wanted["snakemake"] == "snakemake>=9.11,<10"
+
+
+def test_longest_training_jobs_are_scheduled_first(tmp_path):
+    """Training jobs carry a priority = estimated cost (encoder x method x epochs x folds x seeds)."""
+    cfg = load()
+    result = subprocess.run([sys.executable, "-m", "snakemake", "all", "-n", "--cores", "2", "--snakefile",
+                             str(ROOT / "Snakefile"), "--directory", str(tmp_path), "--configfile",
+                             str(ROOT / "config" / "config.yaml")], capture_output=True, text=True, check=True)
+    pattern = r"wildcards: dataset=rc15-synth, encoder=(\w+), method=([\w.-]+)\n\s+priority: ([\d.]+)"
+    found = {(e, m): float(p) for e, m, p in re.findall(pattern, result.stdout + result.stderr)}
+    runs = len(cfg["folds"]) * len(cfg["seeds"])
+    epochs = cfg["train"]["epochs"]
+    assert found[("nextitnet", "sa2c")] == pytest.approx(4.5 * 2.3 * epochs * runs)  # the costliest group
+    assert found[("gru", "base")] == pytest.approx(1.0 * 1.0 * epochs * runs)
+    assert max(found.values()) == found[("nextitnet", "sa2c")] > found[("sasrec", "snqn")] > found[("gru", "base")]
