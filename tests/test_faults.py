@@ -25,11 +25,9 @@ import yaml
 
 from sa2c import cli
 from sa2c.config import TrainConfig
-from sa2c.data.preprocess import preprocess
-from sa2c.data.splits import make_folds
-from sa2c.data.synthetic import generate
 from sa2c.data.transitions import load_fold
 from sa2c.train import run_training
+from synthetic_folds import build_folds
 
 ROOT = Path(__file__).resolve().parents[1]
 PY = sys.executable
@@ -43,12 +41,7 @@ COMPARED = ("validation_curve", "best", "valid", "test")
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory):
     """Folds of a small synthetic RC15-format dataset (about 2,600 training transitions per fold)."""
-    root = tmp_path_factory.mktemp("faults-data")
-    spec = {"format": "rc15", "synthetic": {"sessions": 600, "items": 60, "seed": 3}}
-    generate("rc15", root / "raw", spec["synthetic"])
-    preprocess(spec, root / "raw", root / "data")
-    make_folds(root / "data" / "events.npz", root / "data", seed=0)
-    return root / "data"
+    return build_folds(tmp_path_factory.mktemp("faults-data"), sessions=600, items=60, seed=3)
 
 
 def spec_json(**overrides) -> str:

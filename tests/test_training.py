@@ -5,22 +5,16 @@ import json
 import pytest
 
 from sa2c.config import TrainConfig
-from sa2c.data.preprocess import preprocess
-from sa2c.data.splits import make_folds
-from sa2c.data.synthetic import generate
 from sa2c.data.transitions import load_fold
 from sa2c.evaluation import evaluate
 from sa2c.train import Run, run_training
+from synthetic_folds import build_folds
 
 
 @pytest.fixture(scope="module")
 def fold(tmp_path_factory):
-    root = tmp_path_factory.mktemp("data")
-    spec = {"format": "rc15", "synthetic": {"sessions": 1200, "items": 120, "seed": 5}}
-    generate("rc15", root / "raw", spec["synthetic"])
-    preprocess(spec, root / "raw", root / "data")
-    make_folds(root / "data" / "events.npz", root / "data", seed=0)
-    return load_fold(root / "data" / "fold0")
+    data = build_folds(tmp_path_factory.mktemp("data"), sessions=1200, items=120, seed=5)
+    return load_fold(data / "fold0")
 
 
 def small_config(**overrides):

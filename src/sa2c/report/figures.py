@@ -42,6 +42,13 @@ def _legend(fig, ax, n_runs: int) -> None:
     fig.legend(handles, labels, loc="lower center", ncol=len(labels), frameon=False)
 
 
+def _panel_grid() -> tuple[Figure, object, list[str]]:
+    """The 2 x 2 panels (rows purchase, click) shared by Figures 2-4, and the colour cycle for their series."""
+    fig = Figure(figsize=(9, 6.5))
+    axes = fig.subplots(2, 2, sharex=True)
+    return fig, axes, matplotlib.rcParams["axes.prop_cycle"].by_key()["color"]
+
+
 def _dataset_title(info: DatasetInfo) -> str:
     return f"{info.name} (synthetic, {info.role_label} role)" if info.synthetic else f"{info.name} ({info.role_label})"
 
@@ -95,9 +102,7 @@ def figure_convergence(config: dict, inputs: list[Path]) -> Figure:
     curves = load_curves(inputs)
     require_runs(curves, [(d, e, m, f, s) for d, e, m in groups for f, s in pairs], "figure2")
     variants = grid.method_variants(config)
-    fig = Figure(figsize=(9, 6.5))
-    axes = fig.subplots(2, 2, sharex=True)
-    colors = matplotlib.rcParams["axes.prop_cycle"].by_key()["color"]
+    fig, axes, colors = _panel_grid()
     for i, event in enumerate(("purchase", "click")):
         for j, metric in enumerate(("hr@10", "ndcg@10")):
             ax = axes[i, j]
@@ -144,9 +149,7 @@ def figure_negatives(name: str, config: dict, inputs: list[Path]) -> Figure:
     index.require([(d, e, m, f, s) for d, e, m in grid.experiment_runs(config)[name] for f, s in pairs])
     variants = grid.method_variants(config)
     counts = sorted(dict.fromkeys(int(v) for v in ns["values"]))
-    fig = Figure(figsize=(9, 6.5))
-    axes = fig.subplots(2, 2, sharex=True)
-    colors = matplotlib.rcParams["axes.prop_cycle"].by_key()["color"]
+    fig, axes, colors = _panel_grid()
     for i, event in enumerate(("purchase", "click")):
         for j, kind in enumerate(("hr", "ndcg")):
             ax = axes[i, j]
