@@ -1,8 +1,12 @@
 """Training on generated data: learning happens for every encoder, runs are deterministic and resumable."""
 
 import json
+import re
+import subprocess
+import sys
 
 import pytest
+import torch
 
 from sa2c.config import TrainConfig
 from sa2c.data.transitions import load_fold
@@ -12,9 +16,13 @@ from synthetic_folds import build_folds
 
 
 @pytest.fixture(scope="module")
-def fold(tmp_path_factory):
-    data = build_folds(tmp_path_factory.mktemp("data"), sessions=1200, items=120, seed=5)
-    return load_fold(data / "fold0")
+def fold_dir(tmp_path_factory):
+    return build_folds(tmp_path_factory.mktemp("data"), sessions=1200, items=120, seed=5) / "fold0"
+
+
+@pytest.fixture(scope="module")
+def fold(fold_dir):
+    return load_fold(fold_dir)
 
 
 def small_config(**overrides):
@@ -34,36 +42,53 @@ def test_training_improves_validation_hr10(fold, tmp_path, encoder):
     assert trained > untrained["click"]["hr@10"] + 0.05, (encoder, untrained["click"]["hr@10"], trained)
 
 
-def test_same_seed_same_numbers_and_resume_equals_uninterrupted(fold, tmp_path, monkeypatch):
+# One training run in a fresh process, as the workflow runs it (one process per job); with a step number, the
+# process dies (KeyboardInterrupt) when it reaches that step.
+RUN_SCRIPT = """
+import json, logging, sys
+from pathlib import Path
+from sa2c.config import TrainConfig
+from sa2c.data.transitions import load_fold
+from sa2c.train import Run, run_training
+cfg, fold_dir, out_dir, die_at = TrainConfig.from_dict(json.loads(sys.argv[1])), sys.argv[2], sys.argv[3], int(sys.argv[4])
+original = Run.train_step
+def step(self):
+    if self.step == die_at:
+        raise KeyboardInterrupt("killed")
+    original(self)
+Run.train_step = step
+logging.basicConfig(level=logging.INFO)
+run_training(cfg, load_fold(Path(fold_dir)), Path(out_dir), run_info={}, code_hash="c", data_hash="d")
+"""
+
+
+def train_in_fresh_process(cfg, fold_dir, out_dir, die_at=-1):
+    return subprocess.run([sys.executable, "-c", RUN_SCRIPT, json.dumps(cfg.to_dict()), str(fold_dir), str(out_dir),
+                           str(die_at)], capture_output=True, text=True)
+
+
+def test_same_seed_same_numbers_and_resume_equals_uninterrupted(fold_dir, tmp_path):
+    """Same seed, same machine: two runs give the same numbers bit for bit, and a run killed after its step-10
+    checkpoint and started again resumes there and ends with the same numbers. Each run is a fresh process, as in
+    the workflow (numbers are promised per process start, not for runs following each other in one process)."""
     cfg = small_config(encoder="gru", method="sa2c", checkpoint_every=5)
-    info = {"dataset": "d", "encoder": "gru", "method": "sa2c", "fold": 0, "seed": 0}
-    first = run_training(cfg, fold, tmp_path / "a", run_info=info, code_hash="c", data_hash="d")
-    second = run_training(cfg, fold, tmp_path / "b", run_info=info, code_hash="c", data_hash="d")
-    strip = lambda r: json.dumps({k: r[k] for k in ("validation_curve", "best", "valid", "test")}, sort_keys=True)  # noqa: E731
-    assert strip(first) == strip(second)  # bit-for-bit on CPU
+    strip = lambda path: json.dumps({k: v for k, v in json.loads(path.read_text()).items()  # noqa: E731
+                                     if k in ("validation_curve", "best", "valid", "test")}, sort_keys=True)
+    for name in ("a", "b"):
+        done = train_in_fresh_process(cfg, fold_dir, tmp_path / name)
+        assert done.returncode == 0, done.stderr[-2000:]
+    assert strip(tmp_path / "a" / "metrics.json") == strip(tmp_path / "b" / "metrics.json")  # bit-for-bit on CPU
 
-    # kill a run mid-training (after its step-10 checkpoint), then run it again: it resumes, same numbers
-    original = Run.train_step
-    calls = {"n": 0}
-
-    def dying_step(self):
-        if calls["n"] == 12:
-            raise KeyboardInterrupt("killed")
-        calls["n"] += 1
-        original(self)
-
-    monkeypatch.setattr(Run, "train_step", dying_step)
-    with pytest.raises(KeyboardInterrupt):
-        run_training(cfg, fold, tmp_path / "c", run_info=info, code_hash="c", data_hash="d")
-    assert (tmp_path / "c" / "checkpoint" / "state.pt").exists()
+    killed = train_in_fresh_process(cfg, fold_dir, tmp_path / "c", die_at=12)
+    assert killed.returncode != 0 and "KeyboardInterrupt" in killed.stderr
+    checkpoint = tmp_path / "c" / "checkpoint" / "state.pt"
+    assert torch.load(checkpoint, weights_only=False)["step"] == 10
     assert not (tmp_path / "c" / "metrics.json").exists()
-    monkeypatch.setattr(Run, "train_step", original)
-    resumed_steps = []
-    monkeypatch.setattr(Run, "try_resume", lambda self, _orig=Run.try_resume: resumed_steps.append(_orig(self) and self.step) or resumed_steps[-1])
-    resumed = run_training(cfg, fold, tmp_path / "c", run_info=info, code_hash="c", data_hash="d")
-    assert resumed_steps == [10]
-    assert strip(resumed) == strip(first)
-    assert not (tmp_path / "c" / "checkpoint" / "state.pt").exists()  # removed once done
+    resumed = train_in_fresh_process(cfg, fold_dir, tmp_path / "c")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert re.search(r"resumed from .* at step 10/", resumed.stderr), resumed.stderr[-2000:]
+    assert strip(tmp_path / "c" / "metrics.json") == strip(tmp_path / "a" / "metrics.json")
+    assert not checkpoint.exists()  # removed once done
 
 
 def test_finished_run_is_reused_only_with_the_same_identity(fold, tmp_path):
@@ -108,10 +133,6 @@ def test_methods_write_both_heads(fold, tmp_path):
 def test_the_package_puts_mkl_in_reproducible_mode():
     """Importing sa2c before any product sets MKL's strict reproducible mode (an explicit setting wins)."""
     import os
-    import subprocess
-    import sys
-
-    import torch
 
     code = "import sa2c, torch; torch.mm(torch.randn(8, 8), torch.randn(8, 8)); import os; print(os.environ['MKL_CBWR'])"
     env = {k: v for k, v in os.environ.items() if k != "MKL_CBWR"} | {"MKL_VERBOSE": "1"}
