@@ -64,6 +64,11 @@ def test_future_items_cannot_change_the_state(name):
     assert not torch.allclose(before[1:], enc(inside, lengths)[1:], atol=1e-5)
 
 
+def test_only_encoders_tested_as_causal_are_flagged_causal():
+    # evaluation shares one pass among prefix histories for encoders flagged causal (evaluation.encode)
+    assert [name for name in EXPECTED_DIM if encoder(name).causal] == CAUSAL
+
+
 def test_caser_ignores_lengths_and_dropout_is_active_in_training():
     states, lengths = histories([3, 3])
     enc = encoder("caser")

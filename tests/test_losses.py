@@ -133,6 +133,16 @@ def test_method_losses_match_reference(method):
     assert all(p.grad is None for p in target.parameters())  # only the main network learns
 
 
+@pytest.mark.parametrize("method", ["snqn", "dqn"])
+def test_negatives_selector_from_a_separate_pass_gives_the_same_loss_without_dropout(method):
+    # share_selector_pass=False selects the negatives' bootstrap action from a second pass of the main network
+    # over s (batched with its pass over s'); with a deterministic encoder that is the same argmax
+    cfg = TrainConfig(method=method, r_negative=-0.3, gamma=0.5, share_selector_pass=False)
+    ref = numpy_reference(cfg, np.ones(N_ITEMS))
+    ctx, _, _ = context(cfg)
+    assert METHOD_LOSSES[method](ctx)[0].item() == pytest.approx(ref[method], rel=1e-5)
+
+
 def test_double_q_selection_is_the_main_networks_argmax():
     cfg = TrainConfig(method="sqn")
     ref = numpy_reference(cfg, np.ones(N_ITEMS))

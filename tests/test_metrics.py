@@ -147,3 +147,53 @@ def test_capped_head_ranks_are_exact_up_to_the_cap_and_above_it_otherwise():
         low = full <= cap
         assert torch.equal(capped[low], full[low]), cap
         assert bool((capped[~low] > cap).all()) and bool((capped <= 3000).all()), cap
+
+
+def test_prefix_groups_by_hand():
+    from sa2c.evaluation import prefix_groups
+
+    P = 9  # padding id; histories of up to 3 items
+    states = torch.tensor([
+        [P, P, P],  # 0: empty history (len 1): a run of its own
+        [4, P, P],  # 1: session A ...
+        [4, 5, P],  # 2: extends 1
+        [4, 5, 6],  # 3: extends 2
+        [5, 6, 7],  # 4: the window slides: not a prefix of anything before
+        [3, P, P],  # 5: session B
+        [2, P, P],  # 6: session C: same length, other item
+        [2, 8, P],  # 7: extends 6
+        [2, 1, 0],  # 8: longer, but disagrees with 7 at position 1
+    ])
+    lengths = torch.tensor([1, 1, 2, 3, 3, 1, 1, 2, 3])
+    ends, run_of_row = prefix_groups(states, lengths)
+    assert ends.tolist() == [0, 3, 4, 5, 7, 8]
+    assert run_of_row.tolist() == [0, 1, 1, 1, 2, 3, 4, 4, 5]
+
+
+@pytest.mark.parametrize("name", ["gru", "nextitnet", "sasrec", "caser"])
+def test_shared_prefix_encoding_equals_one_pass_per_event(name):
+    from sa2c.data.transitions import build_transitions
+    from sa2c.evaluation import encode, prefix_groups
+    from sa2c.models import RecommenderNetwork
+
+    rng = np.random.default_rng(5)
+    n_items, lengths = 40, [2, 14, 3, 1, 9, 25, 4]  # sessions shorter and longer than the 10-item window
+    session = np.repeat(np.arange(len(lengths)), lengths)
+    item = rng.integers(0, n_items, size=session.size)
+    t = build_transitions(session, item, np.zeros(session.size, np.int8), n_items, history=10)
+    states, lens = torch.from_numpy(t["state"]).long(), torch.from_numpy(t["len_state"]).long()
+    torch.manual_seed(0)
+    net = RecommenderNetwork(name, n_items, 10, 16, 0.3, ("supervised",)).eval()
+    with torch.no_grad():
+        expected = net(states, lens)
+        shared = encode(net, states, lens)
+    assert torch.allclose(shared, expected, atol=1e-5)
+    ends, _ = prefix_groups(states, lens)
+    # per session: the empty first history; events 2-11 (histories of 1-10 items from the session's start); then
+    # one run per event, as the window slides
+    assert len(ends) == sum(1 + (n >= 2) + max(0, n - 11) for n in lengths) == 30
+    # evaluation gives the same metrics either way
+    split = {"state": states, "len_state": lens, "action": torch.from_numpy(item), "is_buy": torch.zeros(len(item), dtype=torch.bool)}
+    kw = dict(batch_size=8, reward_click=0.2, reward_buy=1.0)
+    assert evaluate(net, "supervised", split, torch.ones(n_items), **kw)[0] == evaluate(
+        net, "supervised", split, torch.ones(n_items), share_prefixes=False, **kw)[0]

@@ -24,6 +24,42 @@ from sa2c.config import KS
 from sa2c.models.common import item_block
 
 Metrics = dict[str, dict[str, float | int | None]]
+ENCODE_SPAN = 8  # batches of events whose states are encoded in one go when prefixes are shared
+
+
+def prefix_groups(states: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Runs of consecutive rows whose histories extend one another: (last row of each run, run of each row).
+
+    Row i+1 extends row i when it is longer and agrees with row i on row i's first len_state[i] items. In a split
+    built from sessions in time order, that is the run of a session's events until its history window starts to
+    slide; every history of a run is then a prefix of the run's last one. An empty history (all padding) starts a
+    run of its own, as no item equals the padding id.
+    """
+    if states.size(0) == 0:
+        return torch.zeros(0, dtype=torch.long, device=states.device), torch.zeros(0, dtype=torch.long, device=states.device)
+    columns = torch.arange(states.size(1), device=states.device)
+    agree = (states[1:] == states[:-1]) | (columns >= lengths[:-1].unsqueeze(1))
+    extends = agree.all(1) & (lengths[1:] > lengths[:-1])
+    run_end = torch.cat([~extends, torch.ones(1, dtype=torch.bool, device=states.device)])
+    ends = run_end.nonzero().squeeze(1)
+    run_of_row = torch.cumsum(run_end, 0) - run_end.long()
+    return ends, run_of_row
+
+
+def encode(network, states: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """`network(states, lengths)` for evaluation, sharing one encoder pass among histories that are prefixes.
+
+    A causal encoder's output at position t depends only on positions <= t, so the state of every history in a
+    run of `prefix_groups` is the run's last history's output at position len_state - 1: one sequence pass per
+    run instead of one per event (a session's first 10 events share one). Other encoders run once per row.
+    """
+    encoder = getattr(network, "encoder", None)
+    if not getattr(encoder, "causal", False):
+        return network(states, lengths)
+    ends, run_of_row = prefix_groups(states, lengths)
+    sequence = encoder.sequence(states[ends])  # [runs, T, D]
+    T, D = sequence.shape[1:]
+    return sequence.reshape(-1, D).index_select(0, run_of_row * T + (lengths - 1))
 
 
 def target_ranks(scores: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -127,11 +163,14 @@ class MetricAccumulator:
 
 @torch.no_grad()
 def evaluate(network, head: str, split: dict[str, torch.Tensor], inv_beta: torch.Tensor, *, batch_size: int,
-             reward_click: float, reward_buy: float, rank_cap: int | None = max(KS)) -> tuple[Metrics, float]:
+             reward_click: float, reward_buy: float, rank_cap: int | None = max(KS),
+             share_prefixes: bool = True) -> tuple[Metrics, float]:
     """Metrics of one head on one split (tensors already on the device); returns (metrics, events per second).
 
     Ranks are exact up to `rank_cap` (the largest k, enough for every metric); rows whose target ranks lower
     leave the catalogue scan early. `rank_cap=None` scans every row over the whole catalogue (same metrics).
+    With `share_prefixes`, a causal encoder runs once per run of histories that extend one another (`encode`);
+    the states are the same up to float rounding.
     """
     was_training = network.training
     network.eval()
@@ -139,9 +178,14 @@ def evaluate(network, head: str, split: dict[str, torch.Tensor], inv_beta: torch
     acc = MetricAccumulator(split["action"].device, reward_click, reward_buy)
     head_layer = network.head(head)
     n = split["action"].size(0)
+    span = batch_size * (ENCODE_SPAN if share_prefixes else 1)  # events encoded together (runs cut at its ends)
     for lo in range(0, n, batch_size):
         hi = min(lo + batch_size, n)
-        state = network(split["state"][lo:hi], split["len_state"][lo:hi])
+        if lo % span == 0:
+            end = min(lo + span, n)
+            states, lengths = split["state"][lo:end], split["len_state"][lo:end]
+            encoded = encode(network, states, lengths) if share_prefixes else network(states, lengths)
+        state = encoded[lo % span : lo % span + hi - lo]
         actions = split["action"][lo:hi]
         if isinstance(head_layer, torch.nn.Linear):
             ranks = head_target_ranks(state, head_layer, actions, cap=rank_cap)

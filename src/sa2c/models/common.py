@@ -26,8 +26,9 @@ def item_block(device: torch.device, n_items: int) -> int:
 
 def state_at(sequence: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     """Output of a [B, T, D] sequence at position lengths - 1 (lengths >= 1; an empty history has length 1)."""
-    index = (lengths - 1).view(-1, 1, 1).expand(-1, 1, sequence.size(-1))
-    return sequence.gather(1, index).squeeze(1)
+    B, T, D = sequence.shape
+    rows = torch.arange(B, device=sequence.device) * T + (lengths - 1)
+    return sequence.reshape(B * T, D).index_select(0, rows)  # a row gather: cheaper than gather() with a [B, 1, D] index
 
 
 class Dropout(nn.Module):

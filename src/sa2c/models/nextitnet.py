@@ -48,6 +48,8 @@ class ResidualBlock(nn.Module):
 
 
 class NextItNetEncoder(nn.Module):
+    causal = True  # the output at position t depends on positions <= t only (see evaluation.encode)
+
     def __init__(self, n_items: int, history: int, dim: int = 64, dropout: float = 0.1,
                  dilations: tuple[int, ...] = (1, 2, 1, 2, 1, 2), kernel: int = 3):
         super().__init__()
@@ -56,9 +58,13 @@ class NextItNetEncoder(nn.Module):
         self.blocks = nn.ModuleList(ResidualBlock(dim, kernel, d) for d in dilations)
         self.output_dim = dim
 
-    def forward(self, states: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    def sequence(self, states: torch.Tensor) -> torch.Tensor:
+        """Outputs at every position, [B, T, D]."""
         mask = padding_mask(states, self.n_items)
         x = self.embedding(states) * mask
         for block in self.blocks:
             x = block(x) * mask
-        return state_at(x, lengths)
+        return x
+
+    def forward(self, states: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        return state_at(self.sequence(states), lengths)

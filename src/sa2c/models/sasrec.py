@@ -42,6 +42,8 @@ class CausalSelfAttention(nn.Module):
 
 
 class SASRecEncoder(nn.Module):
+    causal = True  # the output at position t depends on positions <= t only (see evaluation.encode)
+
     def __init__(self, n_items: int, history: int, dim: int = 64, dropout: float = 0.1):
         super().__init__()
         self.n_items = n_items
@@ -58,12 +60,15 @@ class SASRecEncoder(nn.Module):
         self.final_norm = nn.LayerNorm(dim)
         self.output_dim = dim
 
-    def forward(self, states: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    def sequence(self, states: torch.Tensor) -> torch.Tensor:
+        """Outputs at every position, [B, T, D]."""
         mask = padding_mask(states, self.n_items)
         positions = torch.arange(states.size(1), device=states.device)
         seq = self.input_dropout(self.embedding(states) + self.position(positions)) * mask
         seq = self.attention(self.attention_norm(seq), seq, mask)
         normed = self.ffn_norm(seq)
         seq = normed + self.ffn_dropout(self.ffn2(self.ffn_dropout(F.relu(self.ffn1(normed)))))
-        seq = self.final_norm(seq * mask)
-        return state_at(seq, lengths)
+        return self.final_norm(seq * mask)
+
+    def forward(self, states: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        return state_at(self.sequence(states), lengths)
