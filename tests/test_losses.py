@@ -131,6 +131,7 @@ def test_method_losses_match_reference(method):
     assert loss.item() == pytest.approx(ref[method], rel=1e-5)
     loss.backward()
     assert all(p.grad is None for p in target.parameters())  # only the main network learns
+    assert main.encoder.table.grad is not None and main.encoder.table.grad.abs().sum() > 0  # encoder included
 
 
 @pytest.mark.parametrize("method", ["snqn", "dqn"])
@@ -139,8 +140,11 @@ def test_negatives_selector_from_a_separate_pass_gives_the_same_loss_without_dro
     # over s (batched with its pass over s'); with a deterministic encoder that is the same argmax
     cfg = TrainConfig(method=method, r_negative=-0.3, gamma=0.5, share_selector_pass=False)
     ref = numpy_reference(cfg, np.ones(N_ITEMS))
-    ctx, _, _ = context(cfg)
-    assert METHOD_LOSSES[method](ctx)[0].item() == pytest.approx(ref[method], rel=1e-5)
+    ctx, main, _ = context(cfg)
+    loss = METHOD_LOSSES[method](ctx)[0]
+    assert loss.item() == pytest.approx(ref[method], rel=1e-5)
+    loss.backward()
+    assert main.encoder.table.grad is not None and main.encoder.table.grad.abs().sum() > 0
 
 
 def test_double_q_selection_is_the_main_networks_argmax():

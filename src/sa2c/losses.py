@@ -169,7 +169,8 @@ class StepContext:
     @property
     def state(self) -> torch.Tensor:
         if "state" not in self._cache:
-            self._cache["state"] = self.main(self.batch.state, self.batch.len_state)
+            with torch.enable_grad():  # also when first asked for inside a no-grad block (the selectors)
+                self._cache["state"] = self.main(self.batch.state, self.batch.len_state)
         return self._cache["state"]
 
     @property
