@@ -64,6 +64,17 @@ def test_future_items_cannot_change_the_state(name):
     assert not torch.allclose(before[1:], enc(inside, lengths)[1:], atol=1e-5)
 
 
+@pytest.mark.parametrize("name", CAUSAL)
+def test_state_equals_the_sequence_output_at_the_last_position(name):
+    # forward() may compute only what the last position needs; sequence() computes every position
+    from sa2c.models.common import state_at
+
+    states, lengths = histories([1, 2, 5, 10, 7, 3])
+    states[0] = N_ITEMS  # an empty history (all padding, length 1)
+    enc = encoder(name)
+    assert torch.allclose(enc(states, lengths), state_at(enc.sequence(states), lengths), atol=1e-5)
+
+
 def test_only_encoders_tested_as_causal_are_flagged_causal():
     # evaluation shares one pass among prefix histories for encoders flagged causal (evaluation.encode)
     assert [name for name in EXPECTED_DIM if encoder(name).causal] == CAUSAL

@@ -32,6 +32,15 @@ class CausalConv(nn.Module):
         taps = [padded[:, j * self.dilation : j * self.dilation + T] for j in range(self.kernel)]
         return self.linear(torch.cat(taps, dim=-1))
 
+    def at(self, x: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        """`self(x)` at `positions` [B, P] (each >= 0) only: [B, P, C]."""
+        B, T, C = x.shape
+        pad = (self.kernel - 1) * self.dilation
+        padded = F.pad(x, (0, 0, pad, 0)).reshape(-1, C)  # [B * (T + pad), C]
+        taps = positions.unsqueeze(-1) + torch.arange(self.kernel, device=x.device) * self.dilation  # [B, P, kernel]
+        rows = taps + (torch.arange(B, device=x.device) * (T + pad)).view(B, 1, 1)
+        return self.linear(padded.index_select(0, rows.flatten()).view(B, positions.size(1), self.kernel * C))
+
 
 class ResidualBlock(nn.Module):
     def __init__(self, channels: int, kernel: int, dilation: int):
@@ -45,6 +54,15 @@ class ResidualBlock(nn.Module):
         h = F.relu(self.norm1(self.conv1(x)))
         h = F.relu(self.norm2(self.conv2(h)))
         return x + h
+
+    def last(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """`self(x)` at position lengths - 1 only, [B, C]: conv2 there, and conv1 at the positions it reads."""
+        last = lengths - 1
+        reads = last.unsqueeze(1) - torch.arange(self.conv2.kernel - 1, -1, -1, device=x.device) * self.conv2.dilation
+        h = F.relu(self.norm1(self.conv1.at(x, reads.clamp(min=0))))  # [B, kernel, C], oldest first
+        h = h * (reads >= 0).unsqueeze(-1).to(h.dtype)  # before t = 0 conv2 reads its causal zero padding
+        out = F.relu(self.norm2(self.conv2.linear(h.flatten(1))))
+        return state_at(x, lengths) + out
 
 
 class NextItNetEncoder(nn.Module):
@@ -67,4 +85,9 @@ class NextItNetEncoder(nn.Module):
         return x
 
     def forward(self, states: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        return state_at(self.sequence(states), lengths)
+        """`state_at(self.sequence(states), lengths)`, with the last block computed only where the state needs it."""
+        mask = padding_mask(states, self.n_items)
+        x = self.embedding(states) * mask
+        for block in self.blocks[:-1]:
+            x = block(x) * mask
+        return self.blocks[-1].last(x, lengths) * state_at(mask, lengths)

@@ -30,14 +30,22 @@ class CausalSelfAttention(nn.Module):
         self.dropout = Dropout(dropout)
         self.scale = 1.0 / math.sqrt(dim)
 
-    def forward(self, queries: torch.Tensor, keys: torch.Tensor, key_mask: torch.Tensor) -> torch.Tensor:
-        # queries, keys: [B, T, D]; key_mask: [B, T, 1] (1 = real item)
-        T = queries.size(1)
-        scores = torch.bmm(self.query(queries), self.key(keys).transpose(1, 2)) * self.scale  # [B, Tq, Tk]
-        future = torch.ones(T, T, dtype=torch.bool, device=queries.device).triu(1)
-        hidden = (key_mask.squeeze(-1) == 0).unsqueeze(1) | future  # [B, Tq, Tk]
+    def forward(self, queries: torch.Tensor, keys: torch.Tensor, key_mask: torch.Tensor,
+                query_positions: torch.Tensor | None = None) -> torch.Tensor:
+        """queries [B, Q, D] at `query_positions` [B, Q] (None: every position, Q = T); keys [B, T, D];
+        key_mask [B, T, 1] (1 = real item). Each query sees the real keys at or before its position."""
+        T = keys.size(1)
+        key_positions = torch.arange(T, device=keys.device)
+        if query_positions is None:
+            future = key_positions.unsqueeze(0) > key_positions.unsqueeze(1)  # [T, T]
+            query_mask = key_mask
+        else:
+            future = key_positions > query_positions.unsqueeze(-1)  # [B, Q, T]
+            query_mask = key_mask.gather(1, query_positions.unsqueeze(-1))  # [B, Q, 1]
+        scores = torch.bmm(self.query(queries), self.key(keys).transpose(1, 2)) * self.scale  # [B, Q, T]
+        hidden = (key_mask.squeeze(-1) == 0).unsqueeze(1) | future
         weights = torch.softmax(scores.masked_fill(hidden, MASKED), dim=-1)
-        weights = self.dropout(weights * key_mask)  # query masking: padded queries attend to nothing
+        weights = self.dropout(weights * query_mask)  # query masking: padded queries attend to nothing
         return torch.bmm(weights, self.value(keys)) + queries  # residual to the (normed) queries
 
 
@@ -60,15 +68,28 @@ class SASRecEncoder(nn.Module):
         self.final_norm = nn.LayerNorm(dim)
         self.output_dim = dim
 
-    def sequence(self, states: torch.Tensor) -> torch.Tensor:
-        """Outputs at every position, [B, T, D]."""
+    def _embed(self, states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         mask = padding_mask(states, self.n_items)
         positions = torch.arange(states.size(1), device=states.device)
-        seq = self.input_dropout(self.embedding(states) + self.position(positions)) * mask
-        seq = self.attention(self.attention_norm(seq), seq, mask)
+        return self.input_dropout(self.embedding(states) + self.position(positions)) * mask, mask
+
+    def _position_wise(self, seq: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         normed = self.ffn_norm(seq)
         seq = normed + self.ffn_dropout(self.ffn2(self.ffn_dropout(F.relu(self.ffn1(normed)))))
         return self.final_norm(seq * mask)
 
+    def sequence(self, states: torch.Tensor) -> torch.Tensor:
+        """Outputs at every position, [B, T, D]."""
+        seq, mask = self._embed(states)
+        seq = self.attention(self.attention_norm(seq), seq, mask)
+        return self._position_wise(seq, mask)
+
     def forward(self, states: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        return state_at(self.sequence(states), lengths)
+        """The output at len_state - 1, i.e. `state_at(self.sequence(states), lengths)`, with every step after the
+        keys and values computed at that one position only (the other queries and their feed-forward passes
+        cannot reach it): about half the arithmetic of the full sequence."""
+        seq, mask = self._embed(states)
+        last = (lengths - 1).unsqueeze(1)  # [B, 1]
+        query = self.attention_norm(state_at(seq, lengths).unsqueeze(1))  # [B, 1, D]
+        out = self.attention(query, seq, mask, query_positions=last)
+        return self._position_wise(out, mask.gather(1, last.unsqueeze(-1))).squeeze(1)
