@@ -8,10 +8,16 @@ threads: the full-catalogue head products the method's mathematics needs, forwar
 - SQN, SAC: those 3 + the Q head on s' (argmax selector of the double-Q target): 4;
 - SNQN, SA2C: those 4 + the Q head on s (selector of the negatives' target): 5;
 - DQN: the two selectors: 2.
+
+Step time and unavoidable time are measured in alternating rounds (`--rounds`) and each reported as its median, so
+that a change of the machine's load moves both alike; `ratio` is the median of the rounds' ratios.
+
 Evaluation is timed twice on the same validation events: `eval ev/s` as the product runs it (a row leaves the
 catalogue scan once more than 20 items score above its target; how often depends on the model, so `hr@20` of the
 benchmark's briefly trained model is printed next to it) and `scan ev/s` with that cap off, every row scanned over
-the whole catalogue: the worst case, a model whose every target ranks in the top 20.
+the whole catalogue: the worst case, a model whose every target ranks in the top 20. Both share one encoder pass
+among histories that are prefixes of one another (causal encoders, `evaluation.encode`); `pfx diff` is the largest
+difference of any metric from evaluating every event with its own pass (float rounding of the states only).
 
 Q-values at the logged action, the negatives, and the target network's value at the selected action are gathers
 and dot products, not full products, so they are not counted as unavoidable.
@@ -57,10 +63,11 @@ def paper_fold(sessions: int, items: int) -> Path:
     return root / "data" / "fold0"
 
 
-def timed(fn, repeat: int) -> float:
+def timed(fn, repeat: int, warm: bool = True) -> float:
     import torch
 
-    fn()
+    if warm:
+        fn()
     start = time.perf_counter()
     for _ in range(repeat):
         fn()
@@ -86,20 +93,29 @@ def unavoidable_seconds(method: str, batch: int, state_dim: int, n_items: int, d
     return (supervised if method != "dqn" else 0.0) + selectors * forward
 
 
-def bench_run(encoder: str, method: str, fold: dict, steps: int, threads: int, eval_events: int) -> dict:
+def bench_run(encoder: str, method: str, fold: dict, steps: int, threads: int, eval_events: int, rounds: int) -> dict:
+    """Step time and unavoidable time are measured in alternating rounds and each summarised by its median, so
+    that a change of the machine's load during the benchmark moves both alike."""
+    import statistics
+
     import torch
 
     from sa2c.config import TrainConfig
     from sa2c.evaluation import evaluate
     from sa2c.train import Run
 
-    cfg = TrainConfig(method=method, encoder=encoder, epochs=100, eval_every=10**9, warmup_steps=steps // 2,
-                      threads=threads)
+    cfg = TrainConfig(method=method, encoder=encoder, epochs=100, eval_every=10**9, warmup_steps=2, threads=threads)
     with tempfile.TemporaryDirectory() as tmp:
         run = Run(cfg, fold, Path(tmp), identity={}, run_info={})
-        for _ in range(3):  # warm-up (allocator, first-touch)
+        for _ in range(3):  # warm-up (allocator, first-touch; SA2C is in its actor phase from here on)
             run.train_step()
-        step = timed(run.train_step, steps)
+        state_dim, n_items, device = run.nets[0].encoder.output_dim, int(fold["n_items"]), run.device
+        step_times, need_times = [], []
+        for _ in range(rounds):
+            step_times.append(timed(run.train_step, max(1, steps // rounds), warm=False))
+            need_times.append(unavoidable_seconds(method, cfg.batch_size, state_dim, n_items, device))
+        step, need = statistics.median(step_times), statistics.median(need_times)
+        ratio = statistics.median(n / s for n, s in zip(need_times, step_times))
         head = run.heads[0]
         valid = {k: v[:eval_events] for k, v in run.valid.items()}
         evaluate(run.nets[0], head, {k: v[:512] for k, v in valid.items()}, 1 / run.behaviour,
@@ -109,12 +125,16 @@ def bench_run(encoder: str, method: str, fold: dict, steps: int, threads: int, e
         full, scan_speed = evaluate(run.nets[0], head, valid, 1 / run.behaviour, batch_size=cfg.eval_batch_size,
                                     reward_click=0.2, reward_buy=1.0, rank_cap=None)
         assert full == metrics, "the rank cap changed a metric"
-        state_dim = run.nets[0].encoder.output_dim
-        device = run.device
-    need = unavoidable_seconds(method, cfg.batch_size, state_dim, int(fold["n_items"]), device)
+        unshared, _ = evaluate(run.nets[0], head, valid, 1 / run.behaviour, batch_size=cfg.eval_batch_size,
+                               reward_click=0.2, reward_buy=1.0, share_prefixes=False)
+        prefix_diff = max_metric_difference(metrics, unshared)
     return {"step_ms": step * 1e3, "transitions_per_s": cfg.batch_size / step, "eval_events_per_s": eval_speed,
             "scan_events_per_s": scan_speed, "hr20": metrics["click"]["hr@20"],
-            "unavoidable_ms": need * 1e3, "ratio": need / step}
+            "unavoidable_ms": need * 1e3, "ratio": ratio, "prefix_diff": prefix_diff}
+
+
+def max_metric_difference(a: dict, b: dict) -> float:
+    return max(abs(a[e][m] - b[e][m]) for e in a for m in a[e] if a[e][m] is not None and m != "n")
 
 
 def peak_rss_mb() -> float:
@@ -149,7 +169,8 @@ def main() -> None:
     parser.add_argument("--methods", default="ce,snqn,sa2c")
     parser.add_argument("--sessions", type=int, default=200000)
     parser.add_argument("--items", type=int, default=26702)
-    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--steps", type=int, default=30, help="timed training steps, split over --rounds")
+    parser.add_argument("--rounds", type=int, default=5, help="alternating rounds of steps and unavoidable work")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--eval-events", type=int, default=20000)
     parser.add_argument("--startup", action="store_true")
@@ -174,13 +195,13 @@ def main() -> None:
           f"{args.threads} threads, torch {torch.__version__}, device {'cuda' if torch.cuda.is_available() else 'cpu'}, "
           f"MKL_CBWR={os.environ.get('MKL_CBWR')}")
     print(f"{'encoder':10s} {'method':6s} {'step ms':>8s} {'trans/s':>9s} {'need ms':>8s} {'ratio':>6s} "
-          f"{'eval ev/s':>10s} {'hr@20':>6s} {'scan ev/s':>10s} {'peak MB':>8s}")
+          f"{'eval ev/s':>10s} {'hr@20':>6s} {'scan ev/s':>10s} {'pfx diff':>8s} {'peak MB':>8s}")
     for encoder in args.encoders.split(","):
         for method in args.methods.split(","):
-            r = bench_run(encoder, method, fold, args.steps, args.threads, args.eval_events)
+            r = bench_run(encoder, method, fold, args.steps, args.threads, args.eval_events, args.rounds)
             print(f"{encoder:10s} {method:6s} {r['step_ms']:8.1f} {r['transitions_per_s']:9.0f} "
                   f"{r['unavoidable_ms']:8.1f} {r['ratio']:6.2f} {r['eval_events_per_s']:10.0f} {r['hr20']:6.3f} "
-                  f"{r['scan_events_per_s']:10.0f} {peak_rss_mb():8.0f}",
+                  f"{r['scan_events_per_s']:10.0f} {r['prefix_diff']:8.1e} {peak_rss_mb():8.0f}",
                   flush=True)
 
 
