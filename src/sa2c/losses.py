@@ -182,11 +182,22 @@ class StepContext:
             self._cache["ce"] = head_cross_entropy(self.state, self.main.supervised, self.batch.action)
         return self._cache["ce"]
 
+    def _q_at_actions(self) -> None:
+        """Q_main(s, a+) and, with negatives, Q_main(s, negatives): one gather of Q-head rows for both, so that
+        backward writes one sparse-into-dense gradient of the head instead of two that are then added."""
+        b = self.batch
+        if b.negatives is None:
+            self._cache["q_pos"] = self.main.q.at(self.state, b.action)
+            return
+        actions = torch.cat([b.action.unsqueeze(1), b.negatives], 1)  # [B, 1 + K]
+        q = self.main.q.at(self.state.unsqueeze(1).expand(-1, actions.size(1), -1), actions)
+        self._cache["q_pos"], self._cache["q_neg"] = q[:, 0], q[:, 1:]
+
     @property
     def q_pos(self) -> torch.Tensor:
         """Q_main(s, a+) [B], with gradient into that row of the Q head."""
         if "q_pos" not in self._cache:
-            self._cache["q_pos"] = self.main.q.at(self.state, self.batch.action)
+            self._q_at_actions()
         return self._cache["q_pos"]
 
     @property
@@ -238,8 +249,7 @@ class StepContext:
     def q_neg(self) -> torch.Tensor:
         """Q_main(s, negatives) [B, K], with gradient into those rows of the Q head."""
         if "q_neg" not in self._cache:
-            state = self.state.unsqueeze(1).expand(-1, self.batch.negatives.size(1), -1)
-            self._cache["q_neg"] = self.main.q.at(state, self.batch.negatives)
+            self._q_at_actions()
         return self._cache["q_neg"]
 
     def td_neg(self) -> torch.Tensor:
