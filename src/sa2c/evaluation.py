@@ -51,11 +51,21 @@ def encode(network, states: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor
 
     A causal encoder's output at position t depends only on positions <= t, so the state of every history in a
     run of `prefix_groups` is the run's last history's output at position len_state - 1: one sequence pass per
-    run instead of one per event (a session's first 10 events share one). Other encoders run once per row.
+    run instead of one per event (a session's first 10 events share one). The empty histories (all padding) are
+    all the same input and get one pass together. Other encoders run once per row.
     """
     encoder = getattr(network, "encoder", None)
     if not getattr(encoder, "causal", False):
         return network(states, lengths)
+    empty = states[:, 0] == encoder.n_items  # a history that starts with padding is all padding
+    if bool(empty.any()) and not bool(empty.all()):
+        filled = ~empty
+        filled_states = encode(network, states[filled], lengths[filled])
+        out = filled_states.new_empty(states.size(0), filled_states.size(1))
+        out[filled] = filled_states
+        first = int(empty.nonzero()[0, 0])
+        out[empty] = encoder.sequence(states[first : first + 1])[0, 0]
+        return out
     ends, run_of_row = prefix_groups(states, lengths)
     sequence = encoder.sequence(states[ends])  # [runs, T, D]
     T, D = sequence.shape[1:]
