@@ -143,3 +143,21 @@ def test_the_package_puts_mkl_in_reproducible_mode():
     env["MKL_CBWR"] = "COMPATIBLE"
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
     assert out.strip().splitlines()[-1] == "COMPATIBLE"
+
+
+def test_device_choice_and_strict_fp32_on_gpus(monkeypatch):
+    from sa2c.train import pick_device
+
+    assert pick_device("cpu").type == "cpu"
+    if not torch.cuda.is_available():
+        assert pick_device("auto").type == "cpu"
+        with pytest.raises(RuntimeError, match="no CUDA GPU"):
+            pick_device("cuda")
+        monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # the choice logic, without a GPU
+    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    try:
+        torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = True  # as PyTorch may default
+        assert pick_device("auto").type == "cuda"
+        assert torch.backends.cudnn.allow_tf32 is False and torch.backends.cuda.matmul.allow_tf32 is False
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved

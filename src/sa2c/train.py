@@ -38,8 +38,16 @@ def pick_device(name: str) -> torch.device:
     if name == "cuda" or (name == "auto" and torch.cuda.is_available()):
         if not torch.cuda.is_available():
             raise RuntimeError("device=cuda was asked for, but torch sees no CUDA GPU (is a CUDA build of torch installed?)")
+        strict_fp32_on_gpu()
         return torch.device("cuda")
     return torch.device("cpu")
+
+
+def strict_fp32_on_gpu() -> None:
+    """Full fp32 products on GPUs too: PyTorch lets cuDNN convolutions (Caser's) use TF32 by default on recent GPUs,
+    which changes numbers; nothing here lowers precision unless asked."""
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
 
 
 def file_digest(path: Path) -> str:
