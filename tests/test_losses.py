@@ -244,3 +244,61 @@ def test_chunked_argmax_equals_full_argmax():
         h.weight.copy_(head.weight), h.bias.copy_(head.bias)
     state = torch.randn(64, 8)
     assert torch.equal(h.argmax(state, chunk=1000), h(state).argmax(1))
+
+
+def transition_batch(n_items=30, seed=0):
+    """A batch of real transitions: sessions shorter and longer than the 10-item window, with empty histories."""
+    from sa2c.data.transitions import build_transitions
+
+    rng = np.random.default_rng(seed)
+    lengths = [3, 14, 1, 6, 25, 2, 9]
+    session = np.repeat(np.arange(len(lengths)), lengths)
+    item = rng.integers(0, n_items, size=session.size)
+    t = build_transitions(session, item, (rng.random(session.size) < 0.2).astype(np.int8), n_items, history=10)
+    order = rng.permutation(session.size)  # a training batch is a random draw, not in session order
+    as_long = lambda key: torch.from_numpy(np.asarray(t[key])[order]).long()  # noqa: E731
+    batch = Batch(state=as_long("state"), len_state=as_long("len_state"), action=as_long("action"),
+                  is_buy=torch.from_numpy(t["is_buy"][order].astype(bool)), next_state=as_long("next_state"),
+                  len_next_state=as_long("len_next_state"), done=torch.from_numpy(t["done"][order]))
+    batch.negatives = sample_negatives(batch.action, n_items, 4, torch.Generator().manual_seed(seed))
+    return batch
+
+
+@pytest.mark.parametrize("name", ["gru", "nextitnet"])
+def test_one_pass_over_next_states_gives_both_states(name):
+    from sa2c.losses import shares_transition_pass, transition_states
+
+    torch.manual_seed(0)
+    net = RecommenderNetwork(name, 30, 10, 16, 0.1, ("supervised", "q")).train()  # training mode: no dropout
+    assert shares_transition_pass(net)
+    b = transition_batch()
+    empty, sliding = b.state[:, 0] == 30, (b.len_state == 10) & (b.len_next_state == 10)
+    assert empty.sum() == 7 and sliding.sum() == 4 + 15  # both kinds of rows a single pass cannot cover
+    s, s_next = transition_states(net, b)
+    assert torch.allclose(s, net(b.state, b.len_state), atol=1e-5)
+    assert torch.allclose(s_next, net(b.next_state, b.len_next_state), atol=1e-5)
+
+
+@pytest.mark.parametrize("method", ["snqn", "sqn"])
+def test_shared_transition_pass_gives_the_same_losses_and_gradients(method):
+    from sa2c.losses import shares_transition_pass
+
+    b = transition_batch(seed=1)
+    if method == "sqn":
+        b.negatives = None
+    cfg = TrainConfig(method=method, r_negative=-0.3)
+    results = []
+    for share in (True, False):
+        torch.manual_seed(0)
+        main = RecommenderNetwork("gru", 30, 10, 16, 0.1, ("supervised", "q"))
+        target = RecommenderNetwork("gru", 30, 10, 16, 0.1, ("supervised", "q"))
+        ctx = StepContext(cfg, b, main, target, None, share_passes=share)
+        loss, _ = METHOD_LOSSES[method](ctx)
+        loss.backward()
+        results.append((loss.item(), [p.grad.clone() for p in main.parameters()]))
+    assert results[0][0] == pytest.approx(results[1][0], rel=1e-5)
+    for shared, separate in zip(results[0][1], results[1][1]):
+        assert torch.allclose(shared, separate, atol=1e-6)
+    # SASRec and Caser draw dropout masks per pass: never shared
+    assert not shares_transition_pass(RecommenderNetwork("sasrec", 30, 10, 16, 0.1, ("q",)))
+    assert not shares_transition_pass(RecommenderNetwork("caser", 30, 10, 16, 0.1, ("q",)))

@@ -16,6 +16,7 @@ from sa2c.models.common import Dropout, item_embedding, padding_mask
 
 class CaserEncoder(nn.Module):
     causal = False  # pools over all positions: every prediction needs its own pass
+    uses_dropout = True
 
     def __init__(self, n_items: int, history: int, dim: int = 64, dropout: float = 0.1,
                  heights: tuple[int, ...] = (2, 3, 4), n_horizontal: int = 16, n_vertical: int = 1):

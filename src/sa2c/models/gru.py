@@ -10,6 +10,7 @@ from sa2c.models.common import item_embedding, state_at
 
 class GRUEncoder(nn.Module):
     causal = True  # the output at position t depends on positions <= t only (see evaluation.encode)
+    uses_dropout = False
 
     def __init__(self, n_items: int, history: int, dim: int = 64, dropout: float = 0.1):
         super().__init__()

@@ -67,6 +67,7 @@ class ResidualBlock(nn.Module):
 
 class NextItNetEncoder(nn.Module):
     causal = True  # the output at position t depends on positions <= t only (see evaluation.encode)
+    uses_dropout = False
 
     def __init__(self, n_items: int, history: int, dim: int = 64, dropout: float = 0.1,
                  dilations: tuple[int, ...] = (1, 2, 1, 2, 1, 2), kernel: int = 3):

@@ -51,6 +51,7 @@ class CausalSelfAttention(nn.Module):
 
 class SASRecEncoder(nn.Module):
     causal = True  # the output at position t depends on positions <= t only (see evaluation.encode)
+    uses_dropout = True
 
     def __init__(self, n_items: int, history: int, dim: int = 64, dropout: float = 0.1):
         super().__init__()
