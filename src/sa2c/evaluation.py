@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from sa2c.config import KS
-from sa2c.models.common import item_block
+from sa2c.models.common import empty_histories, extends, item_block
 
 Metrics = dict[str, dict[str, float | int | None]]
 ENCODE_SPAN = 8  # batches of events whose states are encoded in one go when prefixes are shared
@@ -37,10 +37,8 @@ def prefix_groups(states: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Te
     """
     if states.size(0) == 0:
         return torch.zeros(0, dtype=torch.long, device=states.device), torch.zeros(0, dtype=torch.long, device=states.device)
-    columns = torch.arange(states.size(1), device=states.device)
-    agree = (states[1:] == states[:-1]) | (columns >= lengths[:-1].unsqueeze(1))
-    extends = agree.all(1) & (lengths[1:] > lengths[:-1])
-    run_end = torch.cat([~extends, torch.ones(1, dtype=torch.bool, device=states.device)])
+    extended = extends(states[1:], lengths[1:], states[:-1], lengths[:-1])  # row i + 1 extends row i
+    run_end = torch.cat([~extended, torch.ones(1, dtype=torch.bool, device=states.device)])
     ends = run_end.nonzero().squeeze(1)
     run_of_row = torch.cumsum(run_end, 0) - run_end.long()
     return ends, run_of_row
@@ -57,7 +55,7 @@ def encode(network, states: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor
     encoder = getattr(network, "encoder", None)
     if not getattr(encoder, "causal", False):
         return network(states, lengths)
-    empty = states[:, 0] == encoder.n_items  # a history that starts with padding is all padding
+    empty = empty_histories(states, encoder.n_items)
     if bool(empty.any()) and not bool(empty.all()):
         filled = ~empty
         filled_states = encode(network, states[filled], lengths[filled])

@@ -24,7 +24,7 @@ from torch.nn import functional as F
 
 from sa2c.config import TrainConfig
 from sa2c.models import RecommenderNetwork
-from sa2c.models.common import item_block
+from sa2c.models.common import empty_histories, extends, item_block
 
 
 @dataclass
@@ -175,11 +175,9 @@ def transition_states(network: RecommenderNetwork, batch: Batch) -> tuple[torch.
     encoder = network.encoder
     state, next_state = batch.state, batch.next_state
     B, T = state.shape
-    empty = state[:, 0] == encoder.n_items  # a history that starts with padding is all padding
-    columns = torch.arange(T, device=state.device)
-    prefix = ((next_state == state) | (columns >= batch.len_state.unsqueeze(1))).all(1)
-    prefix &= (batch.len_next_state > batch.len_state) & ~empty
-    own = (~prefix & ~empty).nonzero().squeeze(1)  # rows whose s needs its own pass
+    empty = empty_histories(state, encoder.n_items)
+    covered = extends(next_state, batch.len_next_state, state, batch.len_state) & ~empty
+    own = (~covered & ~empty).nonzero().squeeze(1)  # rows whose s needs its own pass
     first_empty = empty.nonzero()[:1, 0]
     sequence = encoder.sequence(torch.cat([next_state, state[own], state[first_empty]]))  # [B + m + (0 or 1), T, D]
     flat = sequence.reshape(-1, sequence.size(-1))
@@ -188,7 +186,6 @@ def transition_states(network: RecommenderNetwork, batch: Batch) -> tuple[torch.
     at_s[own] = (B + torch.arange(own.numel(), device=state.device)) * T + batch.len_state[own] - 1
     at_s[empty] = (B + own.numel()) * T  # position 0 of the one empty history
     return flat.index_select(0, at_s), flat.index_select(0, rows * T + batch.len_next_state - 1)
-
 
 
 @dataclass

@@ -24,6 +24,19 @@ def item_block(device: torch.device, n_items: int) -> int:
     return 2048 if device.type == "cpu" else n_items
 
 
+def empty_histories(states: torch.Tensor, n_items: int) -> torch.Tensor:
+    """[B] bool: the histories that are all padding (a history that starts with padding is all padding)."""
+    return states[:, 0] == n_items
+
+
+def extends(longer: torch.Tensor, longer_len: torch.Tensor, shorter: torch.Tensor, shorter_len: torch.Tensor) -> torch.Tensor:
+    """[B] bool, row by row: `longer` is a longer history that starts with `shorter`'s items. For a causal encoder
+    the state of `shorter` is then the output of `longer`'s pass at position shorter_len - 1."""
+    columns = torch.arange(shorter.size(1), device=shorter.device)
+    agree = (longer == shorter) | (columns >= shorter_len.unsqueeze(1))
+    return agree.all(1) & (longer_len > shorter_len)
+
+
 def state_at(sequence: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     """Output of a [B, T, D] sequence at position lengths - 1 (lengths >= 1; an empty history has length 1)."""
     B, T, D = sequence.shape
